@@ -1,0 +1,185 @@
+using Raft.Engine.Log;
+using Raft.Engine.Replication;
+
+namespace Raft.Engine.Consensus;
+
+/// <summary>Leader election: timers, PreVote, votes, CheckQuorum and becoming leader.</summary>
+public sealed partial class RaftCore
+{
+    private readonly Dictionary<string, bool> _votes = new(StringComparer.Ordinal);
+    private int _electionElapsed;
+    private int _heartbeatElapsed;
+    private int _randomizedElectionTimeout;
+
+    private void ResetElectionTimer()
+    {
+        _electionElapsed = 0;
+        _heartbeatElapsed = 0;
+        // Randomized in [min, 2 * min) so that split votes resolve (section 5.2).
+        _randomizedElectionTimeout = _options.ElectionTicks + _random.Next(_options.ElectionTicks);
+    }
+
+    /// <summary>Followers and candidates: an election timeout without hearing from a leader starts an election.</summary>
+    private void TickElectionTimer()
+    {
+        _electionElapsed++;
+        if (_electionElapsed >= _randomizedElectionTimeout && Configuration.IsVoter(Id))
+        {
+            StartElection(preVote: _options.PreVote);
+        }
+    }
+
+    private void TickLeader()
+    {
+        _heartbeatElapsed++;
+        _electionElapsed++;
+        if (_electionElapsed >= _options.ElectionTicks)
+        {
+            _electionElapsed = 0;
+            if (_options.CheckQuorum && !RecentlyHeardFromQuorum())
+            {
+                BecomeFollower(Term, null);
+                return;
+            }
+        }
+        if (_heartbeatElapsed >= _options.HeartbeatTicks)
+        {
+            _heartbeatElapsed = 0;
+            BroadcastHeartbeat();
+        }
+    }
+
+    /// <summary>CheckQuorum: did a majority answer since the last check? Starts a new round either way.</summary>
+    private bool RecentlyHeardFromQuorum()
+    {
+        bool active = Configuration.IsQuorum(Configuration.Voters.Where(v => v == Id || (_progress.TryGetValue(v, out Progress? p) && p.RecentActive)));
+        foreach (Progress p in _progress.Values)
+        {
+            p.RecentActive = false;
+        }
+        return active;
+    }
+
+    /// <summary>Within the minimum election timeout of hearing from a leader, vote requests are ignored.</summary>
+    private bool InLeaderLease() =>
+        _options.CheckQuorum && LeaderId != null && _electionElapsed < _options.ElectionTicks;
+
+    /// <summary>
+    /// Candidates (Figure 2): on conversion increment the term, vote for self, reset the timer, send RequestVote.
+    /// With PreVote the same round is first run without changing the term; only a node that could win goes on.
+    /// </summary>
+    private void StartElection(bool preVote)
+    {
+        long campaignTerm;
+        if (preVote)
+        {
+            Role = Role.PreCandidate;
+            campaignTerm = Term + 1;
+        }
+        else
+        {
+            Role = Role.Candidate;
+            Term++;
+            VotedFor = Id;
+            campaignTerm = Term;
+        }
+        LeaderId = null;
+        ResetElectionTimer();
+        _votes.Clear();
+        _votes[Id] = true;
+        if (TallyVotes())
+        {
+            return;
+        }
+        foreach (string voter in Configuration.Voters)
+        {
+            if (voter != Id)
+            {
+                Send(new RequestVote(Id, voter, campaignTerm, _log.LastIndex, _log.LastTerm, preVote));
+            }
+        }
+    }
+
+    /// <summary>RequestVote receiver (Figure 2), with the pre-vote variant that grants without remembering.</summary>
+    private void HandleRequestVote(RequestVote request)
+    {
+        bool canVote =
+            VotedFor == request.From
+            || (VotedFor == null && LeaderId == null)
+            || (request.PreVote && request.Term > Term);
+        bool logOk = !_rules.CheckCandidateLogUpToDate || _log.IsUpToDate(request.LastLogIndex, request.LastLogTerm);
+        if (canVote && logOk)
+        {
+            Send(new RequestVoteResponse(Id, request.From, request.Term, true, request.PreVote));
+            if (!request.PreVote)
+            {
+                VotedFor = request.From;
+                ResetElectionTimer();
+            }
+        }
+        else
+        {
+            Send(new RequestVoteResponse(Id, request.From, Term, false, request.PreVote));
+        }
+    }
+
+    private void HandleVoteResponse(RequestVoteResponse response)
+    {
+        bool relevant = Role switch
+        {
+            Role.PreCandidate => response.PreVote,
+            Role.Candidate => !response.PreVote && response.Term == Term,
+            _ => false,
+        };
+        if (!relevant || !Configuration.IsVoter(response.From))
+        {
+            return;
+        }
+        _votes[response.From] = response.Granted;
+        TallyVotes();
+    }
+
+    /// <summary>Acts on the votes so far: win (go on to the real election or become leader), lose, or keep waiting.</summary>
+    private bool TallyVotes()
+    {
+        if (Configuration.IsQuorum(_votes.Where(v => v.Value).Select(v => v.Key)))
+        {
+            if (Role == Role.PreCandidate)
+            {
+                StartElection(preVote: false);
+            }
+            else
+            {
+                BecomeLeader();
+            }
+            return true;
+        }
+        int rejections = _votes.Count(v => !v.Value);
+        if (Configuration.Voters.Count - rejections < Configuration.QuorumSize)
+        {
+            BecomeFollower(Term, null);
+            return true;
+        }
+        return false;
+    }
+
+    /// <summary>Leaders (Figure 2 and section 5.4.2): reset follower progress and append a no-op of the new term.</summary>
+    private void BecomeLeader()
+    {
+        Role = Role.Leader;
+        LeaderId = Id;
+        _electionElapsed = 0;
+        _heartbeatElapsed = 0;
+        _progress.Clear();
+        foreach (string member in Configuration.Members)
+        {
+            if (member != Id)
+            {
+                _progress[member] = new Progress(_log.LastIndex + 1, _options.MaxInflightMessages);
+            }
+        }
+        // Entries of earlier terms commit only through an entry of the current term; the no-op makes that happen now.
+        _log.Append(LogEntry.NoOp(_log.LastIndex + 1, Term));
+        _broadcastPending = true;
+    }
+}

@@ -1,0 +1,61 @@
+namespace Raft.Engine.Consensus;
+
+/// <summary>
+/// Settings of one core. Time is counted in ticks; the host decides how long a tick is
+/// (10 ms by default, which makes the defaults a 150-300 ms election timeout and a 50 ms heartbeat).
+/// </summary>
+public sealed record RaftOptions
+{
+    /// <summary>The minimum election timeout; each timeout is drawn from [ElectionTicks, 2 * ElectionTicks).</summary>
+    public int ElectionTicks { get; init; } = 15;
+
+    public int HeartbeatTicks { get; init; } = 5;
+
+    /// <summary>A node that could not win an election does not raise terms (dissertation 9.6).</summary>
+    public bool PreVote { get; init; } = true;
+
+    /// <summary>A leader that has not heard from a majority within an election timeout steps down,
+    /// and a follower that heard from a live leader within that time ignores vote requests.</summary>
+    public bool CheckQuorum { get; init; } = true;
+
+    public int MaxEntriesPerMessage { get; init; } = 256;
+
+    public long MaxBytesPerMessage { get; init; } = 1024 * 1024;
+
+    /// <summary>How many AppendEntries with entries may be in flight to one follower that is in step.</summary>
+    public int MaxInflightMessages { get; init; } = 64;
+
+    public void Validate()
+    {
+        if (HeartbeatTicks < 1)
+        {
+            throw new ArgumentException("HeartbeatTicks must be at least 1.");
+        }
+        if (ElectionTicks <= HeartbeatTicks)
+        {
+            throw new ArgumentException("ElectionTicks must be greater than HeartbeatTicks.");
+        }
+        if (MaxEntriesPerMessage < 1 || MaxBytesPerMessage < 1 || MaxInflightMessages < 1)
+        {
+            throw new ArgumentException("Message and inflight limits must be positive.");
+        }
+    }
+}
+
+/// <summary>
+/// Test-only switches that turn off one Raft rule each, so tests can show the simulation catches the bug.
+/// Never set outside tests.
+/// </summary>
+internal sealed record RuleSwitches
+{
+    public static readonly RuleSwitches Safe = new();
+
+    /// <summary>Figure 2: commit only entries of the leader's current term by counting replicas (the Figure 8 rule).</summary>
+    public bool CommitOnlyCurrentTermByCounting { get; init; } = true;
+
+    /// <summary>The vote is persisted before the grant is sent.</summary>
+    public bool PersistVote { get; init; } = true;
+
+    /// <summary>A voter compares logs before granting (section 5.4.1).</summary>
+    public bool CheckCandidateLogUpToDate { get; init; } = true;
+}

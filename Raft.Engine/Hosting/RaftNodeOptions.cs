@@ -1,0 +1,19 @@
+using Raft.Engine.Consensus;
+
+namespace Raft.Engine.Hosting;
+
+public sealed record RaftNodeOptions
+{
+    public required string Id { get; init; }
+
+    /// <summary>The ids of the initial voters, this node included.</summary>
+    public required IReadOnlyCollection<string> Members { get; init; }
+
+    public RaftOptions Raft { get; init; } = new();
+
+    /// <summary>The length of one core tick. With the default 10 ms, elections time out after 150-300 ms.</summary>
+    public TimeSpan TickInterval { get; init; } = TimeSpan.FromMilliseconds(10);
+
+    /// <summary>Seed of the core's random source (election timeouts); null picks one.</summary>
+    public int? RandomSeed { get; init; }
+}

@@ -1,0 +1,126 @@
+using System.Text;
+
+namespace Raft.Engine.StateMachines;
+
+public enum KvOperation : byte
+{
+    Put = 1,
+    Get = 2,
+    Delete = 3,
+    CompareAndSwap = 4,
+}
+
+/// <summary>
+/// A key-value command. <see cref="ClientId"/> and <see cref="Sequence"/> form the client session (dissertation 6.3):
+/// a client numbers its commands 1, 2, 3, ... and retries a command with the same number; it is applied once.
+/// An empty client id means no session (no deduplication).
+/// For compare-and-swap, <see cref="Expected"/> null means "the key must be absent" and <see cref="Value"/> null means "delete".
+/// </summary>
+public sealed record KvCommand(KvOperation Operation, string Key, string? Value = null, string? Expected = null, string ClientId = "", long Sequence = 0)
+{
+    private const byte FormatVersion = 1;
+
+    public static KvCommand Put(string key, string value, string clientId = "", long sequence = 0) => new(KvOperation.Put, key, value, null, clientId, sequence);
+    public static KvCommand Get(string key, string clientId = "", long sequence = 0) => new(KvOperation.Get, key, null, null, clientId, sequence);
+    public static KvCommand Delete(string key, string clientId = "", long sequence = 0) => new(KvOperation.Delete, key, null, null, clientId, sequence);
+    public static KvCommand CompareAndSwap(string key, string? expected, string? value, string clientId = "", long sequence = 0) =>
+        new(KvOperation.CompareAndSwap, key, value, expected, clientId, sequence);
+
+    public byte[] Encode()
+    {
+        using var buffer = new MemoryStream();
+        using (var writer = new BinaryWriter(buffer, Encoding.UTF8, leaveOpen: true))
+        {
+            writer.Write(FormatVersion);
+            writer.Write((byte)Operation);
+            writer.Write(ClientId);
+            writer.Write(Sequence);
+            writer.Write(Key);
+            WriteOptional(writer, Value);
+            WriteOptional(writer, Expected);
+        }
+        return buffer.ToArray();
+    }
+
+    /// <summary>Decodes a command; throws <see cref="FormatException"/> for bytes that are not one.</summary>
+    public static KvCommand Decode(byte[] data)
+    {
+        try
+        {
+            using var reader = new BinaryReader(new MemoryStream(data, writable: false), Encoding.UTF8);
+            byte version = reader.ReadByte();
+            if (version != FormatVersion)
+            {
+                throw new FormatException($"unknown command format {version}");
+            }
+            var operation = (KvOperation)reader.ReadByte();
+            if (!Enum.IsDefined(operation))
+            {
+                throw new FormatException($"unknown operation {(byte)operation}");
+            }
+            string clientId = reader.ReadString();
+            long sequence = reader.ReadInt64();
+            string key = reader.ReadString();
+            string? value = ReadOptional(reader);
+            string? expected = ReadOptional(reader);
+            return new KvCommand(operation, key, value, expected, clientId, sequence);
+        }
+        catch (EndOfStreamException e)
+        {
+            throw new FormatException("truncated command", e);
+        }
+    }
+
+    public override string ToString() => Operation switch
+    {
+        KvOperation.Put => $"put {Key}={Value}",
+        KvOperation.Get => $"get {Key}",
+        KvOperation.Delete => $"delete {Key}",
+        _ => $"cas {Key} {Expected ?? "(absent)"}->{Value ?? "(absent)"}",
+    };
+
+    internal static void WriteOptional(BinaryWriter writer, string? value)
+    {
+        writer.Write(value != null);
+        if (value != null)
+        {
+            writer.Write(value);
+        }
+    }
+
+    internal static string? ReadOptional(BinaryReader reader) => reader.ReadBoolean() ? reader.ReadString() : null;
+}
+
+public enum KvStatus : byte
+{
+    Ok = 0,
+    NotFound = 1,
+    /// <summary>Compare-and-swap found a different value; <see cref="KvResult.Value"/> holds the current one.</summary>
+    CompareFailed = 2,
+    /// <summary>The command's sequence number is older than the session's last: its answer is gone.</summary>
+    StaleSequence = 3,
+    /// <summary>The command could not be decoded.</summary>
+    Invalid = 4,
+}
+
+/// <summary>The answer to a <see cref="KvCommand"/>: a status and, for get and put, the value (or previous value).</summary>
+public sealed record KvResult(KvStatus Status, string? Value = null)
+{
+    public byte[] Encode()
+    {
+        using var buffer = new MemoryStream();
+        using (var writer = new BinaryWriter(buffer, Encoding.UTF8, leaveOpen: true))
+        {
+            writer.Write((byte)Status);
+            KvCommand.WriteOptional(writer, Value);
+        }
+        return buffer.ToArray();
+    }
+
+    public static KvResult Decode(byte[] data)
+    {
+        using var reader = new BinaryReader(new MemoryStream(data, writable: false), Encoding.UTF8);
+        var status = (KvStatus)reader.ReadByte();
+        return new KvResult(status, KvCommand.ReadOptional(reader));
+    }
+}

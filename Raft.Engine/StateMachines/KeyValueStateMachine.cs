@@ -1,0 +1,207 @@
+using System.Text;
+
+namespace Raft.Engine.StateMachines;
+
+/// <summary>
+/// The built-in key-value store: put, get, delete, compare-and-swap, with client sessions so that a retried
+/// command is applied once and answered with its first result (dissertation 6.3). Sessions are part of the state
+/// (and of snapshots), so every node deduplicates the same way. Least recently used sessions are evicted past
+/// <see cref="MaxSessions"/>, by log index, which is deterministic.
+/// </summary>
+public sealed class KeyValueStateMachine(int maxSessions = 10_000) : IStateMachine
+{
+    private const uint SnapshotMagic = 0x52_4B_56_31; // "RKV1"
+    private readonly Lock _lock = new();
+    private readonly SortedDictionary<string, string> _data = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Session> _sessions = new(StringComparer.Ordinal);
+
+    private sealed record Session(long Sequence, byte[] Result, long LastIndex);
+
+    public int MaxSessions { get; } = maxSessions;
+
+    /// <summary>The last applied index (0 before any).</summary>
+    public long AppliedIndex { get; private set; }
+
+    public int Count
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _data.Count;
+            }
+        }
+    }
+
+    public int SessionCount
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _sessions.Count;
+            }
+        }
+    }
+
+    /// <summary>A local (possibly stale) read of this node's applied state.</summary>
+    public string? GetLocal(string key)
+    {
+        lock (_lock)
+        {
+            return _data.GetValueOrDefault(key);
+        }
+    }
+
+    /// <summary>A copy of every key and value, in key order.</summary>
+    public IReadOnlyList<KeyValuePair<string, string>> Snapshot()
+    {
+        lock (_lock)
+        {
+            return [.. _data];
+        }
+    }
+
+    public byte[] Apply(long index, byte[] command)
+    {
+        lock (_lock)
+        {
+            AppliedIndex = index;
+            KvCommand decoded;
+            try
+            {
+                decoded = KvCommand.Decode(command);
+            }
+            catch (FormatException e)
+            {
+                return new KvResult(KvStatus.Invalid, e.Message).Encode();
+            }
+
+            bool tracked = decoded.ClientId.Length > 0;
+            if (tracked && _sessions.TryGetValue(decoded.ClientId, out Session? session))
+            {
+                if (decoded.Sequence == session.Sequence)
+                {
+                    return session.Result; // a retry: answered with the first result, not applied again
+                }
+                if (decoded.Sequence < session.Sequence)
+                {
+                    return new KvResult(KvStatus.StaleSequence).Encode();
+                }
+            }
+
+            byte[] result = Execute(decoded).Encode();
+            if (tracked)
+            {
+                _sessions[decoded.ClientId] = new Session(decoded.Sequence, result, index);
+                if (_sessions.Count > MaxSessions)
+                {
+                    _sessions.Remove(_sessions.MinBy(s => s.Value.LastIndex).Key);
+                }
+            }
+            return result;
+        }
+    }
+
+    private KvResult Execute(KvCommand command)
+    {
+        switch (command.Operation)
+        {
+            case KvOperation.Put:
+            {
+                string? previous = _data.GetValueOrDefault(command.Key);
+                _data[command.Key] = command.Value ?? "";
+                return new KvResult(KvStatus.Ok, previous);
+            }
+            case KvOperation.Get:
+                return _data.TryGetValue(command.Key, out string? value) ? new KvResult(KvStatus.Ok, value) : new KvResult(KvStatus.NotFound);
+            case KvOperation.Delete:
+                return _data.Remove(command.Key, out string? removed) ? new KvResult(KvStatus.Ok, removed) : new KvResult(KvStatus.NotFound);
+            case KvOperation.CompareAndSwap:
+            {
+                string? current = _data.GetValueOrDefault(command.Key);
+                if (current != command.Expected)
+                {
+                    return new KvResult(KvStatus.CompareFailed, current);
+                }
+                if (command.Value is null)
+                {
+                    _data.Remove(command.Key);
+                }
+                else
+                {
+                    _data[command.Key] = command.Value;
+                }
+                return new KvResult(KvStatus.Ok, current);
+            }
+            default:
+                return new KvResult(KvStatus.Invalid, $"unknown operation {command.Operation}");
+        }
+    }
+
+    public ValueTask WriteSnapshotAsync(Stream destination, CancellationToken cancellationToken = default)
+    {
+        lock (_lock)
+        {
+            using var writer = new BinaryWriter(destination, Encoding.UTF8, leaveOpen: true);
+            writer.Write(SnapshotMagic);
+            writer.Write(AppliedIndex);
+            writer.Write(_data.Count);
+            foreach ((string key, string value) in _data)
+            {
+                writer.Write(key);
+                writer.Write(value);
+            }
+            writer.Write(_sessions.Count);
+            foreach ((string client, Session session) in _sessions.OrderBy(s => s.Key, StringComparer.Ordinal))
+            {
+                writer.Write(client);
+                writer.Write(session.Sequence);
+                writer.Write(session.LastIndex);
+                writer.Write(session.Result.Length);
+                writer.Write(session.Result);
+            }
+        }
+        return ValueTask.CompletedTask;
+    }
+
+    public ValueTask RestoreSnapshotAsync(Stream source, CancellationToken cancellationToken = default)
+    {
+        using var reader = new BinaryReader(source, Encoding.UTF8, leaveOpen: true);
+        if (reader.ReadUInt32() != SnapshotMagic)
+        {
+            throw new InvalidDataException("not a key-value snapshot");
+        }
+        // Read everything before touching the current state, so a bad snapshot leaves it intact.
+        long applied = reader.ReadInt64();
+        var data = new List<KeyValuePair<string, string>>();
+        for (int i = reader.ReadInt32(); i > 0; i--)
+        {
+            data.Add(new(reader.ReadString(), reader.ReadString()));
+        }
+        var sessions = new List<KeyValuePair<string, Session>>();
+        for (int i = reader.ReadInt32(); i > 0; i--)
+        {
+            string client = reader.ReadString();
+            long sequence = reader.ReadInt64();
+            long lastIndex = reader.ReadInt64();
+            byte[] result = reader.ReadBytes(reader.ReadInt32());
+            sessions.Add(new(client, new Session(sequence, result, lastIndex)));
+        }
+        lock (_lock)
+        {
+            AppliedIndex = applied;
+            _data.Clear();
+            foreach ((string key, string value) in data)
+            {
+                _data[key] = value;
+            }
+            _sessions.Clear();
+            foreach ((string client, Session session) in sessions)
+            {
+                _sessions[client] = session;
+            }
+        }
+        return ValueTask.CompletedTask;
+    }
+}

@@ -1,0 +1,10 @@
+using Raft.Engine.Consensus;
+using Raft.Engine.Log;
+
+namespace Raft.Engine.Storage;
+
+/// <summary>Everything a node keeps across a crash: term, vote and log.</summary>
+public sealed record PersistentState(HardState HardState, IReadOnlyList<LogEntry> Entries)
+{
+    public static PersistentState Empty { get; } = new(new HardState(0, null), []);
+}
