@@ -1,0 +1,229 @@
+using Raft.Engine.Consensus;
+using Raft.Engine.Log;
+
+namespace Raft.Tests.Simulation;
+
+/// <summary>A safety property of Raft (Figure 3 of the paper, and a few more) did not hold.</summary>
+internal sealed class InvariantViolation(string property, string detail) : Exception($"{property}: {detail}")
+{
+    public string Property { get; } = property;
+}
+
+/// <summary>
+/// Checks Raft's safety properties after every step of a simulated cluster, incrementally:
+/// Election Safety, Leader Append-Only, Log Matching, Leader Completeness, State Machine Safety,
+/// terms and commit indexes never decreasing, and entries applied in order without gaps.
+/// Each log is mirrored as a chain of hashes (hash of an entry and everything before it), so comparing two
+/// prefixes is comparing two numbers.
+/// </summary>
+internal sealed class InvariantChecker
+{
+    private readonly Dictionary<string, Mirror> _mirrors = new(StringComparer.Ordinal);
+    private readonly Dictionary<long, string> _leaderOfTerm = [];
+    private readonly Dictionary<(long Index, long Term), ulong> _chainOf = [];
+    private readonly List<Committed> _committed = []; // index i at [i - 1]
+    private readonly Dictionary<long, long> _highestCommittedByTerm = []; // commit term -> highest index committed in it
+    private readonly List<ulong> _applied = []; // index i at [i - 1]: the chain of the first entry applied there
+
+    private sealed class Mirror
+    {
+        public List<LogEntry> Entries { get; } = [];
+        public List<ulong> Chain { get; } = [];
+        public long HighestTerm { get; set; }
+        public long CommitIndex { get; set; }
+        public long AppliedIndex { get; set; }
+        public long LeaderTerm { get; set; } = -1;
+    }
+
+    private readonly record struct Committed(long Term, ulong Chain, long CommitTerm);
+
+    public long CommittedCount => _committed.Count;
+    public IReadOnlyDictionary<long, string> LeadersByTerm => _leaderOfTerm;
+
+    /// <summary>Checks one server after it changed. Call before applying its newly committed entries.</summary>
+    public void AfterStep(RaftCore core)
+    {
+        Mirror mirror = MirrorOf(core.Id);
+
+        if (core.Term < mirror.HighestTerm)
+        {
+            throw new InvariantViolation("Terms never decrease", $"{core.Id} went from term {mirror.HighestTerm} to {core.Term}");
+        }
+        mirror.HighestTerm = core.Term;
+
+        long truncatedAt = SyncLog(core, mirror);
+
+        if (core.Role == Role.Leader)
+        {
+            if (_leaderOfTerm.TryGetValue(core.Term, out string? other) && other != core.Id)
+            {
+                throw new InvariantViolation("Election Safety", $"{other} and {core.Id} are both leaders of term {core.Term}");
+            }
+            _leaderOfTerm[core.Term] = core.Id;
+            if (mirror.LeaderTerm == core.Term && truncatedAt > 0)
+            {
+                throw new InvariantViolation("Leader Append-Only", $"leader {core.Id} of term {core.Term} lost its entries from index {truncatedAt}");
+            }
+            mirror.LeaderTerm = core.Term;
+        }
+        else
+        {
+            mirror.LeaderTerm = -1;
+        }
+
+        if (core.CommitIndex < mirror.CommitIndex)
+        {
+            throw new InvariantViolation("Commit index never decreases", $"{core.Id} went from {mirror.CommitIndex} to {core.CommitIndex}");
+        }
+        if (core.CommitIndex > mirror.CommitIndex)
+        {
+            mirror.CommitIndex = core.CommitIndex;
+            RecordCommitted(core, mirror);
+        }
+        if (core.Role == Role.Leader)
+        {
+            CheckLeaderCompleteness(core.Id, mirror);
+        }
+    }
+
+    /// <summary>Checks an entry a server is about to apply: in order, without gaps, and the same everywhere.</summary>
+    public void OnApplied(string id, LogEntry entry)
+    {
+        Mirror mirror = MirrorOf(id);
+        if (entry.Index != mirror.AppliedIndex + 1)
+        {
+            throw new InvariantViolation("Applied in order", $"{id} applied {entry.Index} after {mirror.AppliedIndex}");
+        }
+        mirror.AppliedIndex = entry.Index;
+        if (entry.Index > mirror.CommitIndex)
+        {
+            throw new InvariantViolation("Only committed entries are applied", $"{id} applied {entry.Index} with commit index {mirror.CommitIndex}");
+        }
+        ulong chain = mirror.Chain[(int)entry.Index - 1];
+        if (entry.Index <= _applied.Count)
+        {
+            if (_applied[(int)entry.Index - 1] != chain)
+            {
+                throw new InvariantViolation("State Machine Safety", $"{id} applied a different entry at index {entry.Index} than another server");
+            }
+        }
+        else
+        {
+            _applied.Add(chain);
+        }
+    }
+
+    /// <summary>A restarted server starts with its durable state: volatile commit and applied indexes start over.</summary>
+    public void OnRestart(string id)
+    {
+        Mirror mirror = MirrorOf(id);
+        mirror.CommitIndex = 0;
+        mirror.AppliedIndex = 0;
+        mirror.LeaderTerm = -1;
+    }
+
+    private Mirror MirrorOf(string id)
+    {
+        if (!_mirrors.TryGetValue(id, out Mirror? mirror))
+        {
+            mirror = new Mirror();
+            _mirrors[id] = mirror;
+        }
+        return mirror;
+    }
+
+    /// <summary>Brings the mirror up to date with the core's log; returns the index where it was truncated, or 0.</summary>
+    private long SyncLog(RaftCore core, Mirror mirror)
+    {
+        // A step changes a log only by cutting a suffix and appending: find the longest unchanged prefix from the top.
+        int same = (int)Math.Min(mirror.Entries.Count, core.LastIndex);
+        while (same > 0 && !ReferenceEquals(mirror.Entries[same - 1], core.EntryAt(same)))
+        {
+            same--;
+        }
+        long truncatedAt = same < mirror.Entries.Count ? same + 1 : 0;
+        if (truncatedAt > 0 && truncatedAt <= mirror.CommitIndex)
+        {
+            throw new InvariantViolation("Committed entries are never removed", $"{core.Id} lost committed entry {truncatedAt}");
+        }
+        mirror.Entries.RemoveRange(same, mirror.Entries.Count - same);
+        mirror.Chain.RemoveRange(same, mirror.Chain.Count - same);
+        for (long index = same + 1; index <= core.LastIndex; index++)
+        {
+            LogEntry entry = core.EntryAt(index);
+            ulong chain = ChainHash(index == 1 ? 0 : mirror.Chain[^1], entry);
+            mirror.Entries.Add(entry);
+            mirror.Chain.Add(chain);
+            if (_chainOf.TryGetValue((index, entry.Term), out ulong known))
+            {
+                if (known != chain)
+                {
+                    throw new InvariantViolation("Log Matching", $"{core.Id} holds an entry at index {index} term {entry.Term} whose prefix differs from another server's");
+                }
+            }
+            else
+            {
+                _chainOf[(index, entry.Term)] = chain;
+            }
+        }
+        return truncatedAt;
+    }
+
+    private void RecordCommitted(RaftCore core, Mirror mirror)
+    {
+        long commit = mirror.CommitIndex;
+        long overlap = Math.Min(commit, _committed.Count);
+        if (overlap > 0 && _committed[(int)overlap - 1].Chain != mirror.Chain[(int)overlap - 1])
+        {
+            throw new InvariantViolation("State Machine Safety", $"{core.Id} committed a different entry at index {overlap} than was committed before");
+        }
+        for (long index = _committed.Count + 1; index <= commit; index++)
+        {
+            _committed.Add(new Committed(mirror.Entries[(int)index - 1].Term, mirror.Chain[(int)index - 1], core.Term));
+            _highestCommittedByTerm[core.Term] = index;
+        }
+        foreach ((string id, Mirror other) in _mirrors)
+        {
+            if (other.LeaderTerm > 0)
+            {
+                CheckLeaderCompleteness(id, other);
+            }
+        }
+    }
+
+    /// <summary>Leader Completeness: an entry committed in a term is in the log of every leader of a later term.</summary>
+    private void CheckLeaderCompleteness(string id, Mirror leader)
+    {
+        long mustHave = 0;
+        foreach ((long term, long index) in _highestCommittedByTerm)
+        {
+            if (term < leader.LeaderTerm)
+            {
+                mustHave = Math.Max(mustHave, index);
+            }
+        }
+        if (mustHave == 0)
+        {
+            return;
+        }
+        if (leader.Entries.Count < mustHave || leader.Chain[(int)mustHave - 1] != _committed[(int)mustHave - 1].Chain)
+        {
+            throw new InvariantViolation("Leader Completeness", $"leader {id} of term {leader.LeaderTerm} lacks committed entry {mustHave}");
+        }
+    }
+
+    private static ulong ChainHash(ulong previous, LogEntry entry)
+    {
+        // FNV-1a over the previous link, the entry's identity and its bytes.
+        const ulong Prime = 1099511628211;
+        ulong hash = 14695981039346656037 ^ previous;
+        hash = (hash ^ (ulong)entry.Index) * Prime;
+        hash = (hash ^ (ulong)entry.Term) * Prime;
+        hash = (hash ^ (ulong)entry.Kind) * Prime;
+        foreach (byte b in entry.Data)
+        {
+            hash = (hash ^ b) * Prime;
+        }
+        return hash;
+    }
+}
