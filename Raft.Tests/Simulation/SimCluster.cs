@@ -326,12 +326,19 @@ internal sealed class SimCluster
         return condition();
     }
 
-    /// <summary>Ticks only <paramref name="id"/> until it leads (or gives up after <paramref name="maxTicks"/>).</summary>
+    /// <summary>
+    /// Ticks only <paramref name="id"/> until it leads (or gives up after <paramref name="maxTicks"/>). Delivery stops
+    /// the moment it wins: its first AppendEntries are still in flight.
+    /// </summary>
     public void ElectLeader(string id, int maxTicks = 1000)
     {
-        for (int i = 0; i < maxTicks && _servers[id].Up.Role != Role.Leader; i++)
+        bool IsLeader() => _servers[id].Up.Role == Role.Leader;
+        for (int i = 0; i < maxTicks && !IsLeader(); i++)
         {
-            Tick(id);
+            Now++;
+            _servers[id].Up.Tick();
+            Process(_servers[id]);
+            DeliverUntil(IsLeader);
         }
         if (_servers[id].Up.Role != Role.Leader)
         {
