@@ -222,14 +222,15 @@ public sealed partial class RaftCore
         }
         if (message.Term < Term)
         {
+            // Reply false with the current term, so the stale sender learns it (with PreVote and CheckQuorum nothing
+            // else would raise a stale leader's term). Stale responses are simply dropped.
             switch (message)
             {
-                case AppendEntries when _options.CheckQuorum || _options.PreVote:
-                    // A stale leader whose term could not be raised by votes would never learn it is stale: tell it.
+                case AppendEntries:
                     Send(new AppendEntriesResponse(Id, message.From, Term, false, 0, 0, 0, 0));
                     break;
-                case RequestVote { PreVote: true }:
-                    Send(new RequestVoteResponse(Id, message.From, Term, false, true));
+                case RequestVote request:
+                    Send(new RequestVoteResponse(Id, message.From, Term, false, request.PreVote));
                     break;
             }
             return false;
