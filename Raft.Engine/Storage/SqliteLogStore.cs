@@ -109,6 +109,16 @@ public sealed class SqliteLogStore : ILogStore
         }
         if (entries.Count > 0)
         {
+            using (SqliteCommand last = _connection.CreateCommand())
+            {
+                last.Transaction = transaction;
+                last.CommandText = "SELECT COALESCE(MAX(idx), 0) FROM log;";
+                long lastIndex = (long)last.ExecuteScalar()!;
+                if (entries[0].Index < 1 || entries[0].Index > lastIndex + 1)
+                {
+                    throw new ArgumentException($"entries start at {entries[0].Index}, after a gap in a log that ends at {lastIndex}", nameof(entries));
+                }
+            }
             using (SqliteCommand truncate = _connection.CreateCommand())
             {
                 truncate.Transaction = transaction;

@@ -1,0 +1,130 @@
+using System.Text;
+using Raft.Engine.Consensus;
+using Raft.Engine.Log;
+using Raft.Engine.Storage;
+
+namespace Raft.Tests.Storage;
+
+/// <summary>One suite that every <see cref="ILogStore"/> must pass. Each store gets a subclass that says how to open and reopen it.</summary>
+public abstract class LogStoreConformanceTests : IAsyncLifetime
+{
+    protected ILogStore Store { get; set; } = null!;
+
+    protected abstract Task<ILogStore> OpenAsync();
+
+    /// <summary>Closes and opens the store again, as after a restart.</summary>
+    protected abstract Task<ILogStore> ReopenAsync(ILogStore store);
+
+    public async Task InitializeAsync() => Store = await OpenAsync();
+
+    public virtual async Task DisposeAsync() => await Store.DisposeAsync();
+
+    private static LogEntry E(long index, long term, string data = "") =>
+        new(index, term, index % 5 == 0 ? EntryKind.NoOp : EntryKind.Command, Encoding.UTF8.GetBytes(data.Length > 0 ? data : $"{index}@{term}"));
+
+    private static void AssertSameLog(LogEntry[] expected, IReadOnlyList<LogEntry> actual)
+    {
+        Assert.Equal(expected.Length, actual.Count);
+        for (int i = 0; i < expected.Length; i++)
+        {
+            Assert.Equal((expected[i].Index, expected[i].Term, expected[i].Kind), (actual[i].Index, actual[i].Term, actual[i].Kind));
+            Assert.Equal(expected[i].Data, actual[i].Data);
+        }
+    }
+
+    [Fact]
+    public async Task A_new_store_is_empty()
+    {
+        PersistentState state = await Store.LoadAsync();
+        Assert.Equal(new HardState(0, null), state.HardState);
+        Assert.Empty(state.Entries);
+    }
+
+    [Fact]
+    public async Task Appended_entries_come_back_in_order_with_their_bytes()
+    {
+        LogEntry[] entries = [E(1, 1), E(2, 1, ""), E(3, 2, "héllo wörld"), new LogEntry(4, 2, EntryKind.Command, [])];
+        await Store.SaveAsync(null, entries[..2]);
+        await Store.SaveAsync(null, entries[2..]);
+        AssertSameLog(entries, (await Store.LoadAsync()).Entries);
+    }
+
+    [Fact]
+    public async Task Saving_from_an_index_inside_the_log_replaces_the_conflicting_suffix()
+    {
+        await Store.SaveAsync(null, [E(1, 1), E(2, 1), E(3, 1), E(4, 1)]);
+        await Store.SaveAsync(null, [E(3, 2)]);
+        AssertSameLog([E(1, 1), E(2, 1), E(3, 2)], (await Store.LoadAsync()).Entries);
+    }
+
+    [Fact]
+    public async Task Term_and_vote_are_saved_together_and_a_hard_state_alone_leaves_the_log_alone()
+    {
+        await Store.SaveAsync(new HardState(3, "s2"), [E(1, 3)]);
+        await Store.SaveAsync(new HardState(4, null), []);
+        PersistentState state = await Store.LoadAsync();
+        Assert.Equal(new HardState(4, null), state.HardState);
+        AssertSameLog([E(1, 3)], state.Entries);
+    }
+
+    [Fact]
+    public async Task A_save_that_would_leave_a_gap_is_refused_and_changes_nothing()
+    {
+        await Store.SaveAsync(new HardState(1, "s1"), [E(1, 1)]);
+        await Assert.ThrowsAsync<ArgumentException>(async () => await Store.SaveAsync(new HardState(9, "s9"), [E(3, 1)]));
+        PersistentState state = await Store.LoadAsync();
+        Assert.Equal(new HardState(1, "s1"), state.HardState);
+        AssertSameLog([E(1, 1)], state.Entries);
+    }
+
+    [Fact]
+    public async Task Reopening_gives_back_everything()
+    {
+        LogEntry[] entries = Enumerable.Range(1, 5000).Select(i => E(i, 1 + (i / 1000))).ToArray();
+        await Store.SaveAsync(new HardState(7, "s3"), entries); // one batch, one transaction
+        await Store.SaveAsync(null, [E(4999, 7), E(5000, 7), E(5001, 7)]);
+        Store = await ReopenAsync(Store);
+        PersistentState state = await Store.LoadAsync();
+        Assert.Equal(new HardState(7, "s3"), state.HardState);
+        AssertSameLog([.. entries[..4998], E(4999, 7), E(5000, 7), E(5001, 7)], state.Entries);
+    }
+}
+
+public sealed class MemoryLogStoreConformanceTests : LogStoreConformanceTests
+{
+    protected override Task<ILogStore> OpenAsync() => Task.FromResult<ILogStore>(new MemoryLogStore());
+
+    protected override Task<ILogStore> ReopenAsync(ILogStore store) => Task.FromResult(store); // memory survives only in-process
+}
+
+public sealed class SqliteLogStoreConformanceTests : LogStoreConformanceTests
+{
+    private readonly string _folder = Directory.CreateTempSubdirectory("raft-store-").FullName;
+
+    private string DatabasePath => Path.Combine(_folder, "node.db");
+
+    protected override Task<ILogStore> OpenAsync() => Task.FromResult<ILogStore>(SqliteLogStore.Open(DatabasePath));
+
+    protected override async Task<ILogStore> ReopenAsync(ILogStore store)
+    {
+        await store.DisposeAsync();
+        return SqliteLogStore.Open(DatabasePath);
+    }
+
+    public override async Task DisposeAsync()
+    {
+        await base.DisposeAsync();
+        Directory.Delete(_folder, recursive: true);
+    }
+
+    [Fact]
+    public async Task The_database_runs_in_WAL_mode_with_full_sync()
+    {
+        await Store.SaveAsync(new HardState(1, null), []);
+        await using var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={DatabasePath};Pooling=False");
+        await connection.OpenAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = "PRAGMA journal_mode;";
+        Assert.Equal("wal", (string?)await command.ExecuteScalarAsync());
+    }
+}
