@@ -1,0 +1,229 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Time.Testing;
+using Raft.Engine.Consensus;
+using Raft.Engine.Hosting;
+using Raft.Engine.Log;
+using Raft.Engine.StateMachines;
+using Raft.Engine.Storage;
+
+namespace Raft.Tests.Hosting;
+
+/// <summary>The async host: real loops, real timers (or a fake clock), nodes connected in process.</summary>
+public sealed class RaftNodeTests : IAsyncLifetime
+{
+    private static readonly string[] Members = ["n1", "n2", "n3"];
+    private readonly InMemoryNetwork _network = new();
+    private readonly List<RaftNode> _nodes = [];
+    private readonly Dictionary<string, KeyValueStateMachine> _machines = [];
+    private readonly string _folder = Directory.CreateTempSubdirectory("raft-node-").FullName;
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync()
+    {
+        foreach (RaftNode node in _nodes)
+        {
+            await node.DisposeAsync();
+        }
+        Directory.Delete(_folder, recursive: true);
+    }
+
+    private async Task<RaftNode> StartAsync(string id, ILogStore? store = null, TimeProvider? time = null)
+    {
+        var machine = new KeyValueStateMachine();
+        _machines[id] = machine;
+        var node = new RaftNode(new RaftNodeOptions { Id = id, Members = Members }, store ?? new MemoryLogStore(), machine, _network.TransportFor(id), time);
+        _network.Attach(node);
+        await node.StartAsync();
+        _nodes.Add(node);
+        return node;
+    }
+
+    private async Task<RaftNode> WaitForLeaderAsync(Func<RaftNode, bool>? among = null, int seconds = 10)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(seconds);
+        while (DateTime.UtcNow < deadline)
+        {
+            var leaders = _nodes.Where(n => (among ?? (_ => true))(n) && n.Status.Role == Role.Leader).ToList();
+            // A leader that every other candidate node agrees on.
+            if (leaders.Count == 1 && _nodes.Where(among ?? (_ => true)).All(n => n.Status.LeaderId == leaders[0].Id))
+            {
+                return leaders[0];
+            }
+            await Task.Delay(10);
+        }
+        throw new TimeoutException("no leader: " + string.Join("; ", _nodes.Select(n => $"{n.Id} {n.Status.Role} t{n.Status.Term}")));
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition, int seconds = 10)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(seconds);
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "timed out waiting");
+            await Task.Delay(10);
+        }
+    }
+
+    private static async Task<KvResult> PutAsync(RaftNode node, string key, string value) =>
+        KvResult.Decode(await node.ProposeAsync(KvCommand.Put(key, value).Encode()));
+
+    [Fact]
+    public async Task Three_nodes_elect_one_leader_and_a_write_is_applied_everywhere()
+    {
+        foreach (string id in Members)
+        {
+            await StartAsync(id);
+        }
+        RaftNode leader = await WaitForLeaderAsync();
+        Assert.Equal(new KvResult(KvStatus.Ok, null), await PutAsync(leader, "color", "blue"));
+        Assert.Equal(new KvResult(KvStatus.Ok, "blue"), await PutAsync(leader, "color", "green"));
+        await WaitUntilAsync(() => _machines.Values.All(m => m.GetLocal("color") == "green"));
+    }
+
+    [Fact]
+    public async Task A_proposal_to_a_follower_is_refused_with_the_leader()
+    {
+        foreach (string id in Members)
+        {
+            await StartAsync(id);
+        }
+        RaftNode leader = await WaitForLeaderAsync();
+        RaftNode follower = _nodes.First(n => n != leader);
+        var refusal = await Assert.ThrowsAsync<NotLeaderException>(() => PutAsync(follower, "k", "v"));
+        Assert.Equal(leader.Id, refusal.LeaderHint);
+    }
+
+    [Fact]
+    public async Task Proposals_that_arrive_together_are_persisted_together()
+    {
+        var stores = Members.ToDictionary(id => id, _ => new CountingStore());
+        foreach (string id in Members)
+        {
+            await StartAsync(id, stores[id]);
+        }
+        RaftNode leader = await WaitForLeaderAsync();
+        int savesBefore = stores[leader.Id].Saves;
+        Task<KvResult>[] writes = Enumerable.Range(0, 500).Select(i => PutAsync(leader, $"k{i}", $"v{i}")).ToArray();
+        await Task.WhenAll(writes);
+        int saves = stores[leader.Id].Saves - savesBefore;
+        Assert.All(writes, w => Assert.Equal(KvStatus.Ok, w.Result.Status));
+        Assert.True(saves < 100, $"500 proposals took {saves} saves on the leader: they were not batched");
+        Assert.True(stores[leader.Id].LargestBatch > 10);
+    }
+
+    [Fact]
+    public async Task A_cluster_on_SQLite_restarts_from_its_files_with_everything_it_acknowledged()
+    {
+        string PathOf(string id) => Path.Combine(_folder, $"{id}.db");
+        foreach (string id in Members)
+        {
+            await StartAsync(id, SqliteLogStore.Open(PathOf(id)));
+        }
+        RaftNode leader = await WaitForLeaderAsync();
+        for (int i = 0; i < 20; i++)
+        {
+            await PutAsync(leader, $"k{i}", $"v{i}");
+        }
+        long term = leader.Status.Term;
+        foreach (RaftNode node in _nodes)
+        {
+            await node.DisposeAsync();
+            _network.Detach(node.Id);
+        }
+        _nodes.Clear();
+
+        foreach (string id in Members)
+        {
+            await StartAsync(id, SqliteLogStore.Open(PathOf(id)));
+        }
+        RaftNode newLeader = await WaitForLeaderAsync();
+        Assert.True(newLeader.Status.Term > term);
+        await PutAsync(newLeader, "after", "restart"); // commits the new term, and with it everything before
+        await WaitUntilAsync(() => _machines.Values.All(m => m.GetLocal("k19") == "v19" && m.GetLocal("after") == "restart"));
+        Assert.All(_machines.Values, m => Assert.Equal(21, m.Count));
+    }
+
+    [Fact]
+    public async Task An_isolated_leader_is_replaced_and_after_healing_every_node_agrees()
+    {
+        foreach (string id in Members)
+        {
+            await StartAsync(id);
+        }
+        RaftNode old = await WaitForLeaderAsync();
+        await PutAsync(old, "before", "1");
+        _network.Isolate(old.Id);
+
+        RaftNode replacement = await WaitForLeaderAsync(n => n != old);
+        Assert.NotEqual(old.Id, replacement.Id);
+        await PutAsync(replacement, "during", "2");
+        await WaitUntilAsync(() => old.Status.Role != Role.Leader); // CheckQuorum
+
+        _network.HealAll();
+        await WaitUntilAsync(() => _machines[old.Id].GetLocal("during") == "2");
+        Assert.Equal(replacement.Id, old.Status.LeaderId);
+    }
+
+    [Fact]
+    public async Task Time_comes_from_the_TimeProvider()
+    {
+        var clock = new FakeTimeProvider();
+        foreach (string id in Members)
+        {
+            await StartAsync(id, time: clock);
+        }
+        await Task.Delay(500); // real time passes, logical time does not
+        Assert.All(_nodes, n => Assert.Equal(0, n.Status.Term));
+
+        for (int i = 0; i < 200 && !_nodes.Any(n => n.Status.Role == Role.Leader); i++)
+        {
+            clock.Advance(TimeSpan.FromMilliseconds(10));
+            await Task.Delay(2);
+        }
+        Assert.Single(_nodes, n => n.Status.Role == Role.Leader);
+    }
+
+    [Fact]
+    public async Task Events_report_the_election_and_each_write_in_order()
+    {
+        var events = new ConcurrentQueue<RaftEvent>();
+        foreach (string id in Members)
+        {
+            RaftNode node = await StartAsync(id);
+            node.EventRaised += events.Enqueue;
+        }
+        RaftNode leader = await WaitForLeaderAsync();
+        await PutAsync(leader, "a", "1");
+        RaftEvent[] mine = events.Where(e => e.NodeId == leader.Id).ToArray();
+
+        Assert.Contains(mine, e => e is RoleChanged { Role: Role.Leader });
+        Assert.Contains(mine, e => e is TermChanged);
+        EntryApplied[] applied = mine.OfType<EntryApplied>().ToArray();
+        Assert.Equal(Enumerable.Range(1, applied.Length).Select(i => (long)i), applied.Select(a => a.Index)); // in order, no gaps
+        Assert.Contains(applied, a => a.Kind == EntryKind.NoOp);
+        Assert.Contains(applied, a => a.Kind == EntryKind.Command);
+        long[] commits = mine.OfType<CommitAdvanced>().Select(c => c.CommitIndex).ToArray();
+        Assert.Equal(commits.Order(), commits);
+    }
+
+    /// <summary>A store that counts its saves and is slow enough (2 ms a save) for proposals to pile up, like a disk.</summary>
+    private sealed class CountingStore : ILogStore
+    {
+        private readonly MemoryLogStore _inner = new();
+        public int Saves;
+        public int LargestBatch;
+
+        public ValueTask<PersistentState> LoadAsync(CancellationToken cancellationToken = default) => _inner.LoadAsync(cancellationToken);
+
+        public async ValueTask SaveAsync(HardState? hardState, IReadOnlyList<LogEntry> entries, CancellationToken cancellationToken = default)
+        {
+            Interlocked.Increment(ref Saves);
+            LargestBatch = Math.Max(LargestBatch, entries.Count);
+            await Task.Delay(2, cancellationToken);
+            await _inner.SaveAsync(hardState, entries, cancellationToken);
+        }
+
+        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+    }
+}

@@ -1,0 +1,94 @@
+using Raft.Engine.StateMachines;
+
+namespace Raft.Tests.StateMachines;
+
+public sealed class KeyValueStateMachineTests
+{
+    private static KvResult Apply(KeyValueStateMachine machine, long index, KvCommand command) => KvResult.Decode(machine.Apply(index, command.Encode()));
+
+    [Fact]
+    public void Put_get_delete_and_compare_and_swap_return_their_results()
+    {
+        var kv = new KeyValueStateMachine();
+        Assert.Equal(new KvResult(KvStatus.Ok, null), Apply(kv, 1, KvCommand.Put("a", "1")));
+        Assert.Equal(new KvResult(KvStatus.Ok, "1"), Apply(kv, 2, KvCommand.Put("a", "2"))); // previous value
+        Assert.Equal(new KvResult(KvStatus.Ok, "2"), Apply(kv, 3, KvCommand.Get("a")));
+        Assert.Equal(new KvResult(KvStatus.NotFound), Apply(kv, 4, KvCommand.Get("b")));
+        Assert.Equal(new KvResult(KvStatus.CompareFailed, "2"), Apply(kv, 5, KvCommand.CompareAndSwap("a", "1", "3")));
+        Assert.Equal(new KvResult(KvStatus.Ok, "2"), Apply(kv, 6, KvCommand.CompareAndSwap("a", "2", "3")));
+        Assert.Equal(new KvResult(KvStatus.Ok, null), Apply(kv, 7, KvCommand.CompareAndSwap("new", null, "x"))); // create if absent
+        Assert.Equal(new KvResult(KvStatus.Ok, "x"), Apply(kv, 8, KvCommand.CompareAndSwap("new", "x", null))); // delete if equal
+        Assert.Equal(new KvResult(KvStatus.Ok, "3"), Apply(kv, 9, KvCommand.Delete("a")));
+        Assert.Equal(new KvResult(KvStatus.NotFound), Apply(kv, 10, KvCommand.Delete("a")));
+        Assert.Equal(0, kv.Count);
+    }
+
+    [Fact]
+    public void A_retried_command_is_applied_once_and_an_older_one_is_refused()
+    {
+        var kv = new KeyValueStateMachine();
+        KvCommand put = KvCommand.Put("k", "v1", "client", 1);
+        Apply(kv, 1, put);
+        Apply(kv, 2, KvCommand.Put("k", "other")); // someone else writes in between
+        Assert.Equal(new KvResult(KvStatus.Ok, null), Apply(kv, 3, put)); // the first answer again, not "other"
+        Assert.Equal("other", kv.GetLocal("k")); // and not applied again
+        Apply(kv, 4, KvCommand.Put("k", "v2", "client", 2));
+        Assert.Equal(KvStatus.StaleSequence, Apply(kv, 5, put).Status);
+        Assert.Equal("v2", kv.GetLocal("k"));
+    }
+
+    [Fact]
+    public async Task A_snapshot_restores_data_and_sessions_exactly()
+    {
+        var kv = new KeyValueStateMachine();
+        Apply(kv, 1, KvCommand.Put("a", "1", "c1", 1));
+        Apply(kv, 2, KvCommand.Put("b", "ü", "c2", 7));
+        using var stream = new MemoryStream();
+        await kv.WriteSnapshotAsync(stream);
+
+        var restored = new KeyValueStateMachine();
+        Apply(restored, 1, KvCommand.Put("junk", "x"));
+        stream.Position = 0;
+        await restored.RestoreSnapshotAsync(stream);
+        Assert.Equal(kv.Snapshot(), restored.Snapshot());
+        Assert.Equal(2, restored.AppliedIndex);
+        // The sessions came along: a retry after restore is still deduplicated.
+        Assert.Equal(new KvResult(KvStatus.Ok, null), Apply(restored, 3, KvCommand.Put("b", "again", "c2", 7)));
+        Assert.Equal("ü", restored.GetLocal("b"));
+    }
+
+    [Fact]
+    public async Task A_corrupt_snapshot_is_refused_and_leaves_the_state_intact()
+    {
+        var kv = new KeyValueStateMachine();
+        Apply(kv, 1, KvCommand.Put("a", "1"));
+        await Assert.ThrowsAsync<InvalidDataException>(async () => await kv.RestoreSnapshotAsync(new MemoryStream([1, 2, 3, 4, 5])));
+        using var truncated = new MemoryStream();
+        await kv.WriteSnapshotAsync(truncated);
+        await Assert.ThrowsAsync<EndOfStreamException>(async () => await new KeyValueStateMachine().RestoreSnapshotAsync(new MemoryStream(truncated.ToArray()[..^3])));
+        Assert.Equal("1", kv.GetLocal("a"));
+    }
+
+    [Fact]
+    public void Bytes_that_are_not_a_command_get_an_Invalid_answer_and_change_nothing()
+    {
+        var kv = new KeyValueStateMachine();
+        Assert.Equal(KvStatus.Invalid, KvResult.Decode(kv.Apply(1, [9, 9, 9])).Status);
+        Assert.Equal(KvStatus.Invalid, KvResult.Decode(kv.Apply(2, [])).Status);
+        Assert.Equal(0, kv.Count);
+    }
+
+    [Fact]
+    public void Sessions_beyond_the_limit_evict_the_least_recently_used()
+    {
+        var kv = new KeyValueStateMachine(maxSessions: 2);
+        Apply(kv, 1, KvCommand.Put("a", "1", "old", 1));
+        Apply(kv, 2, KvCommand.Put("b", "1", "mid", 1));
+        Apply(kv, 3, KvCommand.Put("c", "1", "new", 1));
+        Assert.Equal(2, kv.SessionCount);
+        // "old" was evicted: its retry is applied again (the documented cost of a bounded session table).
+        Apply(kv, 4, KvCommand.Put("a", "changed"));
+        Apply(kv, 5, KvCommand.Put("a", "1", "old", 1));
+        Assert.Equal("1", kv.GetLocal("a"));
+    }
+}
