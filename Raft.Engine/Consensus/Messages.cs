@@ -5,14 +5,20 @@ namespace Raft.Engine.Consensus;
 /// <summary>A message between two cores. Every message carries the sender's term (or, for PreVote, the term it would campaign in).</summary>
 public abstract record RaftMessage(string From, string To, long Term);
 
-/// <summary>RequestVote, and with <see cref="PreVote"/> the pre-vote probe that does not change anyone's term (dissertation 9.6).</summary>
-public sealed record RequestVote(string From, string To, long Term, long LastLogIndex, long LastLogTerm, bool PreVote)
+/// <summary>
+/// RequestVote, and with <see cref="PreVote"/> the pre-vote probe that does not change anyone's term (dissertation 9.6).
+/// <see cref="Transfer"/> marks an election started by TimeoutNow: voters grant it even while they hear from a leader.
+/// </summary>
+public sealed record RequestVote(string From, string To, long Term, long LastLogIndex, long LastLogTerm, bool PreVote, bool Transfer = false)
     : RaftMessage(From, To, Term);
 
 public sealed record RequestVoteResponse(string From, string To, long Term, bool Granted, bool PreVote)
     : RaftMessage(From, To, Term);
 
-/// <summary>AppendEntries; with no entries it is the leader's heartbeat.</summary>
+/// <summary>
+/// AppendEntries; with no entries it is the leader's heartbeat. <see cref="Context"/> numbers heartbeat rounds so
+/// that answers can confirm a ReadIndex; the follower echoes it.
+/// </summary>
 public sealed record AppendEntries(
     string From,
     string To,
@@ -20,7 +26,8 @@ public sealed record AppendEntries(
     long PrevLogIndex,
     long PrevLogTerm,
     IReadOnlyList<LogEntry> Entries,
-    long LeaderCommit) : RaftMessage(From, To, Term)
+    long LeaderCommit,
+    long Context = 0) : RaftMessage(From, To, Term)
 {
     public long LastIndex => PrevLogIndex + Entries.Count;
 }
@@ -40,4 +47,34 @@ public sealed record AppendEntriesResponse(
     long MatchIndex,
     long RejectedIndex,
     long ConflictTerm,
-    long ConflictIndex) : RaftMessage(From, To, Term);
+    long ConflictIndex,
+    long Context = 0) : RaftMessage(From, To, Term);
+
+/// <summary>
+/// One chunk of the leader's snapshot for a follower that needs entries the leader has compacted away.
+/// Chunks are sent in order from <see cref="Offset"/>; <see cref="Done"/> marks the last.
+/// </summary>
+public sealed record InstallSnapshot(
+    string From,
+    string To,
+    long Term,
+    SnapshotMetadata Metadata,
+    long Offset,
+    byte[] Data,
+    bool Done) : RaftMessage(From, To, Term);
+
+/// <summary>
+/// The follower's answer to a chunk: the offset it expects next (so a lost chunk is resent from there), and whether
+/// the snapshot at <see cref="SnapshotIndex"/> is now installed (or was not needed).
+/// </summary>
+public sealed record InstallSnapshotResponse(string From, string To, long Term, long SnapshotIndex, long NextOffset, bool Done)
+    : RaftMessage(From, To, Term);
+
+/// <summary>Leadership transfer: the leader tells an up-to-date target to start an election at once.</summary>
+public sealed record TimeoutNow(string From, string To, long Term) : RaftMessage(From, To, Term);
+
+/// <summary>A follower asks the leader for a read index on behalf of a client read.</summary>
+public sealed record ReadIndexRequest(string From, string To, long Term, long RequestId) : RaftMessage(From, To, Term);
+
+/// <summary>The leader's answer: the read is safe once the follower has applied <see cref="ReadIndex"/>; 0 with Ok false means refused.</summary>
+public sealed record ReadIndexResponse(string From, string To, long Term, long RequestId, long ReadIndex, bool Ok) : RaftMessage(From, To, Term);

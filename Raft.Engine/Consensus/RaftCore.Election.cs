@@ -33,6 +33,12 @@ public sealed partial class RaftCore
     {
         _heartbeatElapsed++;
         _electionElapsed++;
+        TickTransfer();
+        AdvanceCatchUp();
+        if (Role != Role.Leader)
+        {
+            return;
+        }
         if (_electionElapsed >= _options.ElectionTicks)
         {
             _electionElapsed = 0;
@@ -68,7 +74,7 @@ public sealed partial class RaftCore
     /// Candidates (Figure 2): on conversion increment the term, vote for self, reset the timer, send RequestVote.
     /// With PreVote the same round is first run without changing the term; only a node that could win goes on.
     /// </summary>
-    private void StartElection(bool preVote)
+    private void StartElection(bool preVote, bool transfer = false)
     {
         long campaignTerm;
         if (preVote)
@@ -95,18 +101,21 @@ public sealed partial class RaftCore
         {
             if (voter != Id)
             {
-                Send(new RequestVote(Id, voter, campaignTerm, _log.LastIndex, _log.LastTerm, preVote));
+                Send(new RequestVote(Id, voter, campaignTerm, _log.LastIndex, _log.LastTerm, preVote, transfer));
             }
         }
     }
 
-    /// <summary>RequestVote receiver (Figure 2), with the pre-vote variant that grants without remembering.</summary>
+    /// <summary>
+    /// RequestVote receiver (Figure 2), with the pre-vote variant that grants without remembering.
+    /// Only voters vote: a learner (or a server outside the configuration) never does.
+    /// </summary>
     private void HandleRequestVote(RequestVote request)
     {
-        bool canVote =
+        bool canVote = Configuration.IsVoter(Id) && (
             VotedFor == request.From
             || (VotedFor == null && LeaderId == null)
-            || (request.PreVote && request.Term > Term);
+            || (request.PreVote && request.Term > Term));
         bool logOk = !_rules.CheckCandidateLogUpToDate || _log.IsUpToDate(request.LastLogIndex, request.LastLogTerm);
         if (canVote && logOk)
         {
@@ -171,15 +180,8 @@ public sealed partial class RaftCore
         _electionElapsed = 0;
         _heartbeatElapsed = 0;
         _progress.Clear();
-        foreach (string member in Configuration.Members)
-        {
-            if (member != Id)
-            {
-                _progress[member] = new Progress(_log.LastIndex + 1, _options.MaxInflightMessages);
-            }
-        }
+        OnConfigurationChanged();
         // Entries of earlier terms commit only through an entry of the current term; the no-op makes that happen now.
-        _log.Append(LogEntry.NoOp(_log.LastIndex + 1, Term));
-        _broadcastPending = true;
+        AppendToLog(EntryKind.NoOp, []);
     }
 }

@@ -23,7 +23,7 @@ public sealed partial class RaftCore
         if (append.PrevLogIndex < CommitIndex)
         {
             // Everything up to the commit index matches every leader's log; answer with what we know matches.
-            Send(new AppendEntriesResponse(Id, append.From, Term, true, CommitIndex, 0, 0, 0));
+            Send(new AppendEntriesResponse(Id, append.From, Term, true, CommitIndex, 0, 0, 0, append.Context));
             return;
         }
 
@@ -33,7 +33,7 @@ public sealed partial class RaftCore
             bool tooShort = append.PrevLogIndex > _log.LastIndex;
             long conflictTerm = tooShort ? 0 : _log.TermAt(append.PrevLogIndex)!.Value;
             long conflictIndex = tooShort ? _log.LastIndex + 1 : _log.FirstIndexOfTermAt(append.PrevLogIndex);
-            Send(new AppendEntriesResponse(Id, append.From, Term, false, 0, append.PrevLogIndex, conflictTerm, conflictIndex));
+            Send(new AppendEntriesResponse(Id, append.From, Term, false, 0, append.PrevLogIndex, conflictTerm, conflictIndex, append.Context));
             return;
         }
 
@@ -51,10 +51,9 @@ public sealed partial class RaftCore
                 {
                     throw new InvalidOperationException($"{Id}: leader {append.From} would overwrite committed entry {entry.Index}");
                 }
-                _log.TruncateFrom(entry.Index);
-                _stableIndex = Math.Min(_stableIndex, entry.Index - 1);
+                TruncateLog(entry.Index);
             }
-            _log.Append(entry); // Rule 4: append any new entries not already in the log.
+            AppendToLog(entry); // Rule 4: append any new entries not already in the log.
         }
 
         // Rule 5: commitIndex = min(leaderCommit, index of last new entry).
@@ -64,7 +63,7 @@ public sealed partial class RaftCore
             CommitIndex = Math.Max(CommitIndex, Math.Min(append.LeaderCommit, lastNew));
         }
         // The host sends this only after the entries above are durable (Ready's order).
-        Send(new AppendEntriesResponse(Id, append.From, Term, true, lastNew, 0, 0, 0));
+        Send(new AppendEntriesResponse(Id, append.From, Term, true, lastNew, 0, 0, 0, append.Context));
     }
 
     /// <summary>
@@ -78,6 +77,7 @@ public sealed partial class RaftCore
             return;
         }
         progress.RecentActive = true;
+        AcknowledgeReads(response.From, response.Context);
 
         if (response.Success)
         {
@@ -89,6 +89,10 @@ public sealed partial class RaftCore
                     progress.BecomeReplicate();
                 }
                 MaybeCommit();
+                if (Role != Role.Leader)
+                {
+                    return; // the commit removed this leader from the configuration
+                }
             }
             else if (progress.State == ReplicationState.Replicate && progress.IsPaused)
             {
@@ -102,6 +106,8 @@ public sealed partial class RaftCore
             {
                 SendAppend(response.From, sendIfEmpty: !news);
             }
+            AdvanceTransfer(response.From);
+            AdvanceCatchUp();
             return;
         }
 
@@ -121,7 +127,11 @@ public sealed partial class RaftCore
         while (!progress.IsPaused)
         {
             long prevIndex = progress.Next - 1;
-            long prevTerm = _log.TermAt(prevIndex) ?? throw new InvalidOperationException($"no term for index {prevIndex}");
+            if (progress.State == ReplicationState.Snapshot || _log.TermAt(prevIndex) is not long prevTerm)
+            {
+                SendSnapshotChunk(to, progress); // the entries it needs are compacted away
+                return;
+            }
             IReadOnlyList<LogEntry> entries = progress.Next <= _log.LastIndex
                 ? _log.Slice(progress.Next, _log.LastIndex, _options.MaxEntriesPerMessage, _options.MaxBytesPerMessage)
                 : [];
@@ -129,7 +139,7 @@ public sealed partial class RaftCore
             {
                 return;
             }
-            Send(new AppendEntries(Id, to, Term, prevIndex, prevTerm, entries, CommitIndex));
+            Send(new AppendEntries(Id, to, Term, prevIndex, prevTerm, entries, CommitIndex, _readContext));
             progress.OnSent(entries.Count > 0 ? entries[^1].Index : prevIndex, entries.Count > 0);
             sendIfEmpty = false;
             if (progress.State == ReplicationState.Probe)
@@ -153,10 +163,17 @@ public sealed partial class RaftCore
     /// </summary>
     private void BroadcastHeartbeat()
     {
+        _heartbeatElapsed = 0;
         foreach ((string peer, Progress progress) in _progress)
         {
-            long prevTerm = _log.TermAt(progress.Match) ?? throw new InvalidOperationException($"no term for match {progress.Match}");
-            Send(new AppendEntries(Id, peer, Term, progress.Match, prevTerm, [], CommitIndex));
+            if (progress.State == ReplicationState.Snapshot || _log.TermAt(progress.Match) is not long prevTerm)
+            {
+                // Far behind: the snapshot chunk is its heartbeat (and resends a chunk that may have been lost).
+                progress.ChunkInFlight = false;
+                SendAppend(peer, sendIfEmpty: true);
+                continue;
+            }
+            Send(new AppendEntries(Id, peer, Term, progress.Match, prevTerm, [], CommitIndex, _readContext));
         }
     }
 
@@ -166,6 +183,7 @@ public sealed partial class RaftCore
     /// </summary>
     private void MaybeCommit()
     {
+        // Counted over the configuration in force (the latest appended); learners are not voters, so never count.
         long quorumIndex = Configuration.QuorumIndex(id => id == Id ? _stableIndex : _progress.TryGetValue(id, out Progress? p) ? p.Match : 0);
         if (quorumIndex <= CommitIndex)
         {
@@ -176,5 +194,16 @@ public sealed partial class RaftCore
             return; // Figure 8: an entry of an earlier term is never committed by counting replicas.
         }
         CommitIndex = quorumIndex;
+        OnCommitAdvanced();
+    }
+
+    /// <summary>Leader-side consequences of commitment: waiting reads may start; a removed leader steps down.</summary>
+    private void OnCommitAdvanced()
+    {
+        StartReadsAwaitingCommit();
+        if (!CommittedConfiguration.IsVoter(Id))
+        {
+            BecomeFollower(Term, null); // its own removal is committed: leave, without campaigning again
+        }
     }
 }

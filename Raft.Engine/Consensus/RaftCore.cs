@@ -7,10 +7,12 @@ namespace Raft.Engine.Consensus;
 
 /// <summary>
 /// The Raft state and rules of one server, and nothing else: no tasks, locks, clock, sockets or files.
-/// Inputs are <see cref="Step"/> (a message), <see cref="Tick"/> (logical time) and <see cref="Propose"/>;
-/// the output is a <see cref="Ready"/> batch that the host carries out and then confirms with <see cref="Advance"/>.
-/// Given the same seed and inputs it produces the same outputs.
-/// The rules are split by concern: elections in RaftCore.Election.cs, replication and commitment in RaftCore.Replication.cs.
+/// Inputs are <see cref="Step"/> (a message), <see cref="Tick"/> (logical time), <see cref="Propose"/>,
+/// <see cref="ReadIndex"/> and the admin calls; the output is a <see cref="Ready"/> batch that the host carries out
+/// and then confirms with <see cref="Advance"/>. Given the same seed and inputs it produces the same outputs.
+/// The rules are split by concern, one file each: Election (timers, PreVote, votes, CheckQuorum), Replication
+/// (AppendEntries, flow control, the commit rule), Snapshots (compaction, InstallSnapshot), Membership (single-server
+/// changes, learner catch-up), LeadershipTransfer (TimeoutNow) and Reads (ReadIndex).
 /// </summary>
 public sealed partial class RaftCore
 {
@@ -18,7 +20,10 @@ public sealed partial class RaftCore
     private readonly RuleSwitches _rules;
     private readonly Random _random;
     private readonly RaftLog _log;
+    private readonly ConfigurationHistory _configurations;
     private readonly List<RaftMessage> _outbox = [];
+    private readonly List<ReadState> _readStates = [];
+    private readonly List<RaftNotice> _notices = [];
     private readonly Dictionary<string, Progress> _progress = new(StringComparer.Ordinal);
 
     /// <summary>The last log index the host has made durable.</summary>
@@ -27,26 +32,36 @@ public sealed partial class RaftCore
     /// <summary>The last committed index handed to the host for applying.</summary>
     private long _applyHandedOut;
     private bool _broadcastPending;
+    /// <summary>Ticks since start: the clock of catch-up rounds.</summary>
+    private long _ticks;
 
     public RaftCore(string id, ClusterConfiguration configuration, RaftOptions options, PersistentState state, Random random)
         : this(id, configuration, options, state, random, RuleSwitches.Safe)
     {
     }
 
+    /// <param name="configuration">The bootstrap configuration, used until the log or a snapshot says otherwise.</param>
     internal RaftCore(string id, ClusterConfiguration configuration, RaftOptions options, PersistentState state, Random random, RuleSwitches rules)
     {
         ArgumentException.ThrowIfNullOrEmpty(id);
         options.Validate();
         Id = id;
-        Configuration = configuration;
         _options = options;
         _rules = rules;
         _random = random;
-        _log = new RaftLog(0, 0, state.Entries);
+        _snapshot = state.Snapshot;
+        long start = _snapshot?.Metadata.Index ?? 0;
+        _log = new RaftLog(start, _snapshot?.Metadata.Term ?? 0, state.Entries.Where(e => e.Index > start));
+        _configurations = new ConfigurationHistory(start, _snapshot?.Metadata.Configuration ?? configuration);
+        for (long i = _log.FirstIndex; i <= _log.LastIndex; i++)
+        {
+            _configurations.Append(_log.Get(i));
+        }
         _stableIndex = _log.LastIndex;
         _persistedHardState = state.HardState;
         Term = state.HardState.Term;
         VotedFor = state.HardState.VotedFor;
+        CommitIndex = AppliedIndex = _applyHandedOut = start; // the snapshot holds committed, applied state
         Role = Role.Follower;
         ResetElectionTimer();
     }
@@ -59,7 +74,11 @@ public sealed partial class RaftCore
     public long CommitIndex { get; private set; }
     /// <summary>The last index the host has applied (as confirmed by <see cref="Advance"/>).</summary>
     public long AppliedIndex { get; private set; }
-    public ClusterConfiguration Configuration { get; private set; }
+
+    /// <summary>The configuration in force: the latest one in the log, committed or not.</summary>
+    public ClusterConfiguration Configuration => _configurations.Latest;
+
+    /// <summary>The first index still held in memory (entries before it are covered by the snapshot).</summary>
     public long FirstIndex => _log.FirstIndex;
     public long LastIndex => _log.LastIndex;
     public long LastTerm => _log.LastTerm;
@@ -84,9 +103,10 @@ public sealed partial class RaftCore
 
     // ---- inputs ---------------------------------------------------------------------------
 
-    /// <summary>One logical clock tick: drives election timeouts, heartbeats and CheckQuorum.</summary>
+    /// <summary>One logical clock tick: drives election timeouts, heartbeats, CheckQuorum, catch-up rounds and transfers.</summary>
     public void Tick()
     {
+        _ticks++;
         if (Role == Role.Leader)
         {
             TickLeader();
@@ -122,6 +142,21 @@ public sealed partial class RaftCore
             case AppendEntriesResponse response:
                 HandleAppendEntriesResponse(response);
                 break;
+            case InstallSnapshot install:
+                HandleInstallSnapshot(install);
+                break;
+            case InstallSnapshotResponse response:
+                HandleInstallSnapshotResponse(response);
+                break;
+            case TimeoutNow timeoutNow:
+                HandleTimeoutNow(timeoutNow);
+                break;
+            case ReadIndexRequest request:
+                HandleReadIndexRequest(request);
+                break;
+            case ReadIndexResponse response:
+                HandleReadIndexResponse(response);
+                break;
             default:
                 throw new ArgumentException($"unknown message type {message.GetType().Name}", nameof(message));
         }
@@ -134,18 +169,22 @@ public sealed partial class RaftCore
         {
             return ProposeResult.NotLeader(LeaderId);
         }
-        var entry = new LogEntry(_log.LastIndex + 1, Term, EntryKind.Command, command);
-        _log.Append(entry);
-        // Sending is deferred to TakeReady so that proposals arriving together share AppendEntries messages.
-        _broadcastPending = true;
+        if (_transferTarget != null)
+        {
+            return new ProposeResult(false, 0, 0, Id, ProposeRefusal.TransferInProgress);
+        }
+        LogEntry entry = AppendToLog(EntryKind.Command, command);
         return new ProposeResult(true, entry.Index, entry.Term, Id);
     }
 
     // ---- output ---------------------------------------------------------------------------
 
     public bool HasReady =>
-        (_broadcastPending && Role == Role.Leader)
+        (Role == Role.Leader && (_broadcastPending || _readHeartbeatPending))
         || _outbox.Count > 0
+        || _readStates.Count > 0
+        || _notices.Count > 0
+        || _snapshotToInstall != null
         || new HardState(Term, VotedFor) != _persistedHardState
         || _log.LastIndex > _stableIndex
         || CommitIndex > _applyHandedOut;
@@ -153,11 +192,19 @@ public sealed partial class RaftCore
     /// <summary>Takes the pending output. The host must carry it out (see <see cref="Ready"/>) and then call <see cref="Advance"/>.</summary>
     public Ready TakeReady()
     {
-        if (_broadcastPending && Role == Role.Leader)
+        if (Role == Role.Leader)
         {
-            BroadcastAppend();
+            if (_readHeartbeatPending)
+            {
+                BroadcastHeartbeat();
+            }
+            if (_broadcastPending)
+            {
+                BroadcastAppend();
+            }
         }
         _broadcastPending = false;
+        _readHeartbeatPending = false;
 
         HardState? hardState = null;
         var current = new HardState(Term, VotedFor);
@@ -171,9 +218,12 @@ public sealed partial class RaftCore
         IReadOnlyList<LogEntry> committed = CommitIndex > _applyHandedOut ? _log.Slice(_applyHandedOut + 1, CommitIndex) : [];
         _applyHandedOut = CommitIndex;
 
-        RaftMessage[] messages = [.. _outbox];
+        var ready = new Ready(hardState, toPersist, [.. _outbox], committed, _snapshotToInstall, [.. _readStates], [.. _notices]);
         _outbox.Clear();
-        return new Ready(hardState, toPersist, messages, committed);
+        _readStates.Clear();
+        _notices.Clear();
+        _snapshotToInstall = null;
+        return ready;
     }
 
     /// <summary>Confirms that the host persisted, sent and applied a batch from <see cref="TakeReady"/>.</summary>
@@ -186,6 +236,10 @@ public sealed partial class RaftCore
             {
                 _stableIndex = Math.Max(_stableIndex, last.Index);
             }
+        }
+        if (ready.SnapshotToInstall is { } snapshot)
+        {
+            AppliedIndex = Math.Max(AppliedIndex, snapshot.Metadata.Index);
         }
         if (ready.CommittedEntries.Count > 0)
         {
@@ -210,13 +264,13 @@ public sealed partial class RaftCore
         {
             switch (message)
             {
-                case RequestVote when InLeaderLease():
+                case RequestVote { Transfer: false } when InLeaderLease():
                     return false; // a live leader is known: a disruptive candidate is ignored (CheckQuorum)
                 case RequestVote { PreVote: true }:
                 case RequestVoteResponse { PreVote: true, Granted: true }:
                     return true; // pre-votes never change terms
                 default:
-                    BecomeFollower(message.Term, message is AppendEntries ? message.From : null);
+                    BecomeFollower(message.Term, message is AppendEntries or InstallSnapshot ? message.From : null);
                     return true;
             }
         }
@@ -229,8 +283,14 @@ public sealed partial class RaftCore
                 case AppendEntries:
                     Send(new AppendEntriesResponse(Id, message.From, Term, false, 0, 0, 0, 0));
                     break;
+                case InstallSnapshot install:
+                    Send(new InstallSnapshotResponse(Id, message.From, Term, install.Metadata.Index, 0, false));
+                    break;
                 case RequestVote request:
                     Send(new RequestVoteResponse(Id, message.From, Term, false, request.PreVote));
+                    break;
+                case ReadIndexRequest read:
+                    Send(new ReadIndexResponse(Id, message.From, Term, read.RequestId, 0, false));
                     break;
             }
             return false;
@@ -240,6 +300,10 @@ public sealed partial class RaftCore
 
     private void BecomeFollower(long term, string? leader)
     {
+        if (Role == Role.Leader)
+        {
+            LeaveLeadership(leader);
+        }
         if (term > Term)
         {
             Term = term;
@@ -247,8 +311,49 @@ public sealed partial class RaftCore
         }
         Role = Role.Follower;
         LeaderId = leader;
-        _progress.Clear();
         ResetElectionTimer();
+    }
+
+    /// <summary>What a leader holds only while it leads: follower progress, pending reads, a transfer, a catch-up.</summary>
+    private void LeaveLeadership(string? newLeader)
+    {
+        FailPendingReads(newLeader);
+        _progress.Clear();
+        _transferTarget = null;
+        _catchUp = null;
+    }
+
+    /// <summary>Appends an entry of the current term to the leader's log; it goes out with the next batch.</summary>
+    private LogEntry AppendToLog(EntryKind kind, byte[] data)
+    {
+        var entry = new LogEntry(_log.LastIndex + 1, Term, kind, data);
+        AppendToLog(entry);
+        // Sending is deferred to TakeReady so that proposals arriving together share AppendEntries messages.
+        _broadcastPending = true;
+        return entry;
+    }
+
+    /// <summary>Every append goes through here: a configuration entry takes effect as soon as it is in the log.</summary>
+    private void AppendToLog(LogEntry entry)
+    {
+        _log.Append(entry);
+        if (entry.Kind == EntryKind.Configuration)
+        {
+            _configurations.Append(entry);
+            OnConfigurationChanged();
+        }
+    }
+
+    /// <summary>Every truncation goes through here: a configuration entry that is cut takes its configuration with it.</summary>
+    private void TruncateLog(long index)
+    {
+        _log.TruncateFrom(index);
+        _stableIndex = Math.Min(_stableIndex, index - 1);
+        if (_configurations.LatestIndex >= index)
+        {
+            _configurations.TruncateFrom(index);
+            OnConfigurationChanged();
+        }
     }
 
     private void Send(RaftMessage message) => _outbox.Add(message);

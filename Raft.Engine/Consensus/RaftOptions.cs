@@ -25,6 +25,17 @@ public sealed record RaftOptions
     /// <summary>How many AppendEntries with entries may be in flight to one follower that is in step.</summary>
     public int MaxInflightMessages { get; init; } = 64;
 
+    /// <summary>A snapshot is due when this many entries were applied since the last one.</summary>
+    public int SnapshotThreshold { get; init; } = 1000;
+
+    /// <summary>Entries kept in memory behind a new snapshot, so followers slightly behind need no InstallSnapshot.</summary>
+    public int EntriesKeptAfterSnapshot { get; init; } = 200;
+
+    public int SnapshotChunkSize { get; init; } = 64 * 1024;
+
+    /// <summary>How many catch-up rounds a new server gets before AddServer gives up (dissertation 4.2.1).</summary>
+    public int MaxCatchUpRounds { get; init; } = 10;
+
     public void Validate()
     {
         if (HeartbeatTicks < 1)
@@ -35,7 +46,8 @@ public sealed record RaftOptions
         {
             throw new ArgumentException("ElectionTicks must be greater than HeartbeatTicks.");
         }
-        if (MaxEntriesPerMessage < 1 || MaxBytesPerMessage < 1 || MaxInflightMessages < 1)
+        if (MaxEntriesPerMessage < 1 || MaxBytesPerMessage < 1 || MaxInflightMessages < 1 || SnapshotChunkSize < 1 || SnapshotThreshold < 1
+            || EntriesKeptAfterSnapshot < 0 || MaxCatchUpRounds < 1)
         {
             throw new ArgumentException("Message and inflight limits must be positive.");
         }

@@ -1,10 +1,12 @@
 namespace Raft.Engine.Log;
 
-/// <summary>What an entry carries: a client command, the no-op a new leader appends, or (later) a configuration.</summary>
+/// <summary>What an entry carries: a client command, the no-op a new leader appends, or a cluster configuration.</summary>
 public enum EntryKind : byte
 {
     Command = 0,
     NoOp = 1,
+    /// <summary>Data is an encoded <see cref="Membership.ClusterConfiguration"/>; it takes effect when appended.</summary>
+    Configuration = 2,
 }
 
 /// <summary>One entry of the replicated log. Index and term identify it; the data is opaque to the engine.</summary>

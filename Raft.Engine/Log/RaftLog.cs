@@ -1,37 +1,38 @@
 namespace Raft.Engine.Log;
 
 /// <summary>
-/// The core's view of the log: every entry after the last snapshot, in memory.
+/// The core's view of the log: every entry after the compaction point (the last snapshot, less a margin kept
+/// for followers that are slightly behind), in memory.
 /// Indexes start at 1; index 0 with term 0 is the empty prefix every log shares.
 /// </summary>
 internal sealed class RaftLog
 {
     private readonly List<LogEntry> _entries = [];
 
-    public RaftLog(long snapshotIndex, long snapshotTerm, IEnumerable<LogEntry> entries)
+    public RaftLog(long compactedIndex, long compactedTerm, IEnumerable<LogEntry> entries)
     {
-        SnapshotIndex = snapshotIndex;
-        SnapshotTerm = snapshotTerm;
+        CompactedIndex = compactedIndex;
+        CompactedTerm = compactedTerm;
         foreach (LogEntry entry in entries)
         {
             Append(entry);
         }
     }
 
-    public long SnapshotIndex { get; private set; }
-    public long SnapshotTerm { get; private set; }
-    public long FirstIndex => SnapshotIndex + 1;
-    public long LastIndex => SnapshotIndex + _entries.Count;
-    public long LastTerm => _entries.Count == 0 ? SnapshotTerm : _entries[^1].Term;
+    public long CompactedIndex { get; private set; }
+    public long CompactedTerm { get; private set; }
+    public long FirstIndex => CompactedIndex + 1;
+    public long LastIndex => CompactedIndex + _entries.Count;
+    public long LastTerm => _entries.Count == 0 ? CompactedTerm : _entries[^1].Term;
 
     /// <summary>The term of the entry at <paramref name="index"/>, or null when the log does not hold it.</summary>
     public long? TermAt(long index)
     {
-        if (index == SnapshotIndex)
+        if (index == CompactedIndex)
         {
-            return SnapshotTerm;
+            return CompactedTerm;
         }
-        if (index < SnapshotIndex || index > LastIndex)
+        if (index < CompactedIndex || index > LastIndex)
         {
             return null;
         }
@@ -84,14 +85,60 @@ internal sealed class RaftLog
     /// <summary>Removes the entry at <paramref name="index"/> and every entry after it.</summary>
     public void TruncateFrom(long index)
     {
-        if (index <= SnapshotIndex)
+        if (index <= CompactedIndex)
         {
-            throw new InvalidOperationException($"truncation at {index} would cut into the snapshot at {SnapshotIndex}");
+            throw new InvalidOperationException($"truncation at {index} would cut into the snapshot at {CompactedIndex}");
         }
         if (index <= LastIndex)
         {
             _entries.RemoveRange((int)(index - FirstIndex), (int)(LastIndex - index + 1));
         }
+    }
+
+    /// <summary>Drops the entries up to <paramref name="index"/>, which a snapshot now covers.</summary>
+    public void CompactTo(long index)
+    {
+        if (index <= CompactedIndex)
+        {
+            return;
+        }
+        long term = TermAt(index) ?? throw new ArgumentOutOfRangeException(nameof(index), index, $"log holds {FirstIndex}..{LastIndex}");
+        _entries.RemoveRange(0, (int)(index - CompactedIndex));
+        CompactedIndex = index;
+        CompactedTerm = term;
+    }
+
+    /// <summary>
+    /// Makes a received snapshot the base of the log: a suffix that agrees with the snapshot's last entry is kept
+    /// (section 7: "if an existing entry has the same index and term, retain the entries following it"), the rest discarded.
+    /// Returns whether the suffix was kept.
+    /// </summary>
+    public bool ResetTo(long index, long term)
+    {
+        bool keep = TermAt(index) == term;
+        if (keep)
+        {
+            CompactTo(index);
+            return true;
+        }
+        _entries.Clear();
+        CompactedIndex = index;
+        CompactedTerm = term;
+        return false;
+    }
+
+    /// <summary>The last configuration entry at or below <paramref name="atOrBelow"/>, or null if the log holds none.</summary>
+    public LogEntry? LastConfigurationEntry(long atOrBelow)
+    {
+        for (long i = Math.Min(atOrBelow, LastIndex); i >= FirstIndex; i--)
+        {
+            LogEntry entry = Get(i);
+            if (entry.Kind == EntryKind.Configuration)
+            {
+                return entry;
+            }
+        }
+        return null;
     }
 
     /// <summary>Raft's "at least as up-to-date" comparison (section 5.4.1): last term first, then length.</summary>
@@ -103,7 +150,7 @@ internal sealed class RaftLog
     {
         long term = TermAt(index) ?? throw new ArgumentOutOfRangeException(nameof(index));
         long first = index;
-        while (first - 1 > SnapshotIndex && TermAt(first - 1) == term)
+        while (first - 1 > CompactedIndex && TermAt(first - 1) == term)
         {
             first--;
         }

@@ -6,6 +6,8 @@ public enum ReplicationState
     Probe,
     /// <summary>The follower is in step: entries stream optimistically, up to the in-flight limit.</summary>
     Replicate,
+    /// <summary>The follower needs entries the leader compacted: it is sent the snapshot, one chunk at a time.</summary>
+    Snapshot,
 }
 
 /// <summary>What the leader knows of one follower: Figure 2's nextIndex and matchIndex, plus flow control.</summary>
@@ -23,9 +25,28 @@ internal sealed class Progress(long next, int maxInflight)
     /// <summary>Heard from since the last CheckQuorum round.</summary>
     public bool RecentActive { get; set; }
 
+    /// <summary>In Snapshot: the index of the snapshot being sent, the offset the follower expects next, a chunk out.</summary>
+    public long PendingSnapshot { get; private set; }
+    public long SnapshotOffset { get; set; }
+    public bool ChunkInFlight { get; set; }
+
     public int InflightCount => _inflight.Count;
 
-    public bool IsPaused => State == ReplicationState.Probe ? ProbeSent : _inflight.Count >= maxInflight;
+    public bool IsPaused => State switch
+    {
+        ReplicationState.Probe => ProbeSent,
+        ReplicationState.Snapshot => ChunkInFlight,
+        _ => _inflight.Count >= maxInflight,
+    };
+
+    public void BecomeSnapshot(long snapshotIndex)
+    {
+        State = ReplicationState.Snapshot;
+        PendingSnapshot = snapshotIndex;
+        SnapshotOffset = 0;
+        ChunkInFlight = false;
+        _inflight.Clear();
+    }
 
     /// <summary>Records a success; returns whether it told the leader something new.</summary>
     public bool TryAdvance(long matchIndex)
@@ -51,6 +72,10 @@ internal sealed class Progress(long next, int maxInflight)
     /// </summary>
     public bool TryMoveBack(long rejected, long hintNext)
     {
+        if (State == ReplicationState.Snapshot)
+        {
+            return false; // the snapshot answers it
+        }
         if (State == ReplicationState.Replicate)
         {
             if (rejected <= Match)

@@ -1,0 +1,150 @@
+using Raft.Engine.Log;
+using Raft.Engine.Replication;
+
+namespace Raft.Engine.Consensus;
+
+/// <summary>
+/// Snapshots and log compaction (section 7): the host snapshots the state machine, the core compacts its log, and a
+/// follower that needs compacted entries receives the snapshot in chunks (InstallSnapshot), resumable after a loss.
+/// </summary>
+public sealed partial class RaftCore
+{
+    private Snapshot? _snapshot;
+    private Snapshot? _snapshotToInstall;
+    private IncomingSnapshot? _incoming;
+
+    /// <summary>A snapshot being received: its metadata and the bytes so far.</summary>
+    private sealed record IncomingSnapshot(SnapshotMetadata Metadata, MemoryStream Data);
+
+    /// <summary>The latest snapshot this node holds (taken locally or installed), or null.</summary>
+    public Snapshot? LatestSnapshot => _snapshot;
+
+    public long SnapshotIndex => _snapshot?.Metadata.Index ?? 0;
+
+    /// <summary>Whether enough entries were applied since the last snapshot that the host should take one.</summary>
+    public bool IsSnapshotDue => AppliedIndex - SnapshotIndex >= _options.SnapshotThreshold;
+
+    /// <summary>The metadata for a snapshot of the state machine as of <paramref name="index"/>, an applied index.</summary>
+    public SnapshotMetadata SnapshotMetadataAt(long index)
+    {
+        if (index > AppliedIndex || index <= SnapshotIndex)
+        {
+            throw new ArgumentOutOfRangeException(nameof(index), index, $"a snapshot must cover applied entries after {SnapshotIndex}; applied is {AppliedIndex}");
+        }
+        return new SnapshotMetadata(index, _log.TermAt(index)!.Value, _configurations.At(index));
+    }
+
+    /// <summary>
+    /// The host stored a snapshot it took: the log up to its index is compacted, except for
+    /// <see cref="RaftOptions.EntriesKeptAfterSnapshot"/> entries kept in memory for followers slightly behind.
+    /// </summary>
+    public void OnSnapshotTaken(Snapshot snapshot)
+    {
+        SnapshotMetadata metadata = snapshot.Metadata;
+        if (metadata.Index <= SnapshotIndex || metadata.Index > AppliedIndex || _log.TermAt(metadata.Index) is { } term && term != metadata.Term)
+        {
+            throw new ArgumentException($"snapshot at {metadata.Index} (term {metadata.Term}) does not fit: last snapshot {SnapshotIndex}, applied {AppliedIndex}", nameof(snapshot));
+        }
+        _snapshot = snapshot;
+        long compactTo = metadata.Index - _options.EntriesKeptAfterSnapshot;
+        if (compactTo > _log.CompactedIndex)
+        {
+            _configurations.CompactTo(compactTo);
+            _log.CompactTo(compactTo);
+        }
+    }
+
+    /// <summary>Sends the follower the next chunk of the latest snapshot, from the offset it asked for.</summary>
+    private void SendSnapshotChunk(string to, Progress progress)
+    {
+        Snapshot snapshot = _snapshot ?? throw new InvalidOperationException("entries were compacted without a snapshot");
+        if (progress.State != ReplicationState.Snapshot || progress.PendingSnapshot != snapshot.Metadata.Index)
+        {
+            progress.BecomeSnapshot(snapshot.Metadata.Index); // a newer snapshot replaces one half sent
+        }
+        int offset = (int)Math.Min(progress.SnapshotOffset, snapshot.Data.Length);
+        int length = Math.Min(_options.SnapshotChunkSize, snapshot.Data.Length - offset);
+        byte[] chunk = snapshot.Data.AsSpan(offset, length).ToArray();
+        Send(new InstallSnapshot(Id, to, Term, snapshot.Metadata, offset, chunk, offset + length >= snapshot.Data.Length));
+        progress.ChunkInFlight = true;
+    }
+
+    /// <summary>InstallSnapshot receiver: collect chunks in order, then install atomically (never an older state).</summary>
+    private void HandleInstallSnapshot(InstallSnapshot install)
+    {
+        if (Role != Role.Follower)
+        {
+            BecomeFollower(Term, install.From);
+        }
+        LeaderId = install.From;
+        _electionElapsed = 0;
+        SnapshotMetadata metadata = install.Metadata;
+
+        if (metadata.Index <= CommitIndex)
+        {
+            // Nothing to learn: this log already holds everything up to its commit index, which matches the leader.
+            _incoming = null;
+            Send(new InstallSnapshotResponse(Id, install.From, Term, CommitIndex, 0, true));
+            return;
+        }
+        if (install.Offset == 0 && !(_incoming?.Metadata == metadata && _incoming.Data.Length > 0))
+        {
+            _incoming = new IncomingSnapshot(metadata, new MemoryStream());
+        }
+        if (_incoming is null || _incoming.Metadata != metadata || install.Offset != _incoming.Data.Length)
+        {
+            // A chunk out of order, or of another snapshot: ask for what comes next (from 0 if nothing usable).
+            long expected = _incoming?.Metadata == metadata ? _incoming.Data.Length : 0;
+            Send(new InstallSnapshotResponse(Id, install.From, Term, metadata.Index, expected, false));
+            return;
+        }
+        _incoming.Data.Write(install.Data);
+        if (!install.Done)
+        {
+            Send(new InstallSnapshotResponse(Id, install.From, Term, metadata.Index, _incoming.Data.Length, false));
+            return;
+        }
+
+        var snapshot = new Snapshot(metadata, _incoming.Data.ToArray());
+        _incoming = null;
+        bool keptSuffix = _log.ResetTo(metadata.Index, metadata.Term);
+        _stableIndex = keptSuffix ? Math.Max(_stableIndex, metadata.Index) : metadata.Index;
+        _configurations.ResetTo(metadata.Index, metadata.Configuration);
+        CommitIndex = Math.Max(CommitIndex, metadata.Index);
+        _applyHandedOut = Math.Max(_applyHandedOut, metadata.Index);
+        _snapshot = snapshot;
+        _snapshotToInstall = snapshot;
+        Send(new InstallSnapshotResponse(Id, install.From, Term, metadata.Index, 0, true));
+    }
+
+    private void HandleInstallSnapshotResponse(InstallSnapshotResponse response)
+    {
+        if (Role != Role.Leader || !_progress.TryGetValue(response.From, out Progress? progress))
+        {
+            return;
+        }
+        progress.RecentActive = true;
+        if (response.Done)
+        {
+            progress.TryAdvance(response.SnapshotIndex);
+            if (progress.State == ReplicationState.Snapshot)
+            {
+                progress.BecomeProbe();
+            }
+            MaybeCommit();
+            if (Role == Role.Leader)
+            {
+                SendAppend(response.From, sendIfEmpty: true);
+                AdvanceCatchUp();
+            }
+            return;
+        }
+        if (progress.State != ReplicationState.Snapshot || response.SnapshotIndex != progress.PendingSnapshot)
+        {
+            return;
+        }
+        progress.SnapshotOffset = response.NextOffset;
+        progress.ChunkInFlight = false;
+        SendAppend(response.From, sendIfEmpty: true);
+    }
+}
