@@ -1,5 +1,6 @@
 using Raft.Engine.Consensus;
 using Raft.Engine.Log;
+using Raft.Engine.Membership;
 
 namespace Raft.Engine.Hosting;
 
@@ -21,6 +22,17 @@ public sealed record CommitAdvanced(string NodeId, DateTimeOffset At, long Commi
 
 public sealed record EntryApplied(string NodeId, DateTimeOffset At, long Index, long Term, EntryKind Kind) : RaftEvent(NodeId, At);
 
+public sealed record SnapshotTaken(string NodeId, DateTimeOffset At, long Index, long Term, int Bytes) : RaftEvent(NodeId, At);
+
+/// <summary>A snapshot received from the leader replaced the state machine (and the log up to its index).</summary>
+public sealed record SnapshotInstalled(string NodeId, DateTimeOffset At, long Index, long Term, int Bytes, string? FromLeader) : RaftEvent(NodeId, At);
+
+/// <summary>The configuration in force changed (it takes effect when appended; <see cref="Committed"/> says if it is committed yet).</summary>
+public sealed record ConfigurationChanged(string NodeId, DateTimeOffset At, ClusterConfiguration Configuration, bool Committed) : RaftEvent(NodeId, At);
+
+/// <summary>A membership change or transfer the leader gave up on.</summary>
+public sealed record OperationAbandoned(string NodeId, DateTimeOffset At, RaftNotice Notice) : RaftEvent(NodeId, At);
+
 /// <summary>A copy of a node's state, safe to read from any thread.</summary>
 public sealed record RaftNodeStatus(
     string Id,
@@ -35,17 +47,33 @@ public sealed record RaftNodeStatus(
     long LastTerm,
     int ElectionElapsed,
     int ElectionTimeout,
-    IReadOnlyList<FollowerStatus> Followers)
+    IReadOnlyList<FollowerStatus> Followers,
+    long SnapshotIndex,
+    long SnapshotTerm,
+    int SnapshotBytes,
+    ClusterConfiguration Configuration,
+    ClusterConfiguration CommittedConfiguration,
+    string? TransferTarget,
+    string? CatchingUp)
 {
     internal static RaftNodeStatus Of(RaftCore core) => new(
         core.Id, core.Role, core.Term, core.VotedFor, core.LeaderId, core.CommitIndex, core.AppliedIndex,
-        core.FirstIndex, core.LastIndex, core.LastTerm, core.ElectionElapsed, core.ElectionTimeout, core.Followers);
+        core.FirstIndex, core.LastIndex, core.LastTerm, core.ElectionElapsed, core.ElectionTimeout, core.Followers,
+        core.SnapshotIndex, core.LatestSnapshot?.Metadata.Term ?? 0, core.LatestSnapshot?.Data.Length ?? 0,
+        core.Configuration, core.CommittedConfiguration, core.TransferTarget, core.CatchingUp);
 }
 
 /// <summary>The proposal reached a node that is not the leader; <see cref="LeaderHint"/> is the leader it knows, if any.</summary>
-public sealed class NotLeaderException(string nodeId, string? leaderHint)
-    : InvalidOperationException(leaderHint is null ? $"{nodeId} is not the leader and knows no leader" : $"{nodeId} is not the leader; try {leaderHint}")
+public sealed class NotLeaderException(string nodeId, string? leaderHint, string? reason = null)
+    : InvalidOperationException(reason ?? (leaderHint is null ? $"{nodeId} is not the leader and knows no leader" : $"{nodeId} is not the leader; try {leaderHint}"))
 {
+    public string? LeaderHint { get; } = leaderHint;
+}
+
+/// <summary>An admin request (membership change, transfer) was refused or abandoned; <see cref="Status"/> says why.</summary>
+public sealed class RaftAdminException(AdminStatus status, string message, string? leaderHint) : InvalidOperationException(message)
+{
+    public AdminStatus Status { get; } = status;
     public string? LeaderHint { get; } = leaderHint;
 }
 

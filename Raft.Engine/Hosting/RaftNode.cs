@@ -8,9 +8,9 @@ using Raft.Engine.Storage;
 namespace Raft.Engine.Hosting;
 
 /// <summary>
-/// Hosts a <see cref="RaftCore"/>: one loop feeds it ticks, messages and proposals from a channel and carries out its
-/// <see cref="Ready"/> batches in Raft's order (persist, then send, then apply, then advance). Proposals that arrive
-/// together are persisted together (group commit). Client waits complete when their entry is applied.
+/// Hosts a <see cref="RaftCore"/>: one loop feeds it ticks, messages and requests from a channel and carries out its
+/// <see cref="Ready"/> batches in Raft's order (persist, send, apply, answer, advance). Proposals that arrive together
+/// are persisted together (group commit). Client waits complete when their entry is applied or their read is safe.
 /// </summary>
 public sealed class RaftNode : IAsyncDisposable
 {
@@ -20,8 +20,15 @@ public sealed class RaftNode : IAsyncDisposable
     private readonly ITransport _transport;
     private readonly TimeProvider _time;
     private readonly Channel<Input> _inputs = Channel.CreateUnbounded<Input>(new UnboundedChannelOptions { SingleReader = true });
-    private readonly Dictionary<long, PendingProposal> _pending = [];
     private readonly CancellationTokenSource _stopping = new();
+
+    // Waiters; touched only by the loop.
+    private readonly Dictionary<long, PendingProposal> _proposals = [];
+    private readonly Dictionary<long, TaskCompletionSource> _readsAwaitingIndex = [];
+    private readonly List<(long Index, TaskCompletionSource Completion)> _readsAwaitingApply = [];
+    private readonly List<PendingAdmin> _admin = [];
+    private long _nextReadId;
+
     private RaftCore? _core;
     private Task? _loop;
     private ITimer? _ticker;
@@ -53,8 +60,13 @@ public sealed class RaftNode : IAsyncDisposable
             throw new InvalidOperationException("already started");
         }
         PersistentState state = await _store.LoadAsync(cancellationToken);
+        if (state.Snapshot is { } snapshot)
+        {
+            await _stateMachine.RestoreSnapshotAsync(new MemoryStream(snapshot.Data, writable: false), cancellationToken);
+        }
         var random = new Random(_options.RandomSeed ?? Random.Shared.Next());
-        _core = new RaftCore(_options.Id, new ClusterConfiguration(_options.Members), _options.Raft, state, random);
+        var bootstrap = _options.Members.Count > 0 ? new ClusterConfiguration(_options.Members) : ClusterConfiguration.Empty;
+        _core = new RaftCore(_options.Id, bootstrap, _options.Raft, state, random);
         _status = RaftNodeStatus.Of(_core);
         _loop = Task.Run(RunAsync, CancellationToken.None);
         _ticker = _time.CreateTimer(_ => _inputs.Writer.TryWrite(TickInput.Instance), null, _options.TickInterval, _options.TickInterval);
@@ -65,15 +77,52 @@ public sealed class RaftNode : IAsyncDisposable
 
     /// <summary>
     /// Proposes a command and waits until it is applied, returning the state machine's answer.
-    /// Throws <see cref="NotLeaderException"/> on a follower and <see cref="ProposalDroppedException"/> when a new leader
-    /// overwrote the entry. Cancelling stops the wait, not the proposal: it may still be applied.
+    /// Throws <see cref="NotLeaderException"/> on a follower (or during a leadership transfer) and
+    /// <see cref="ProposalDroppedException"/> when a new leader overwrote the entry.
+    /// Cancelling stops the wait, not the proposal: it may still be applied.
     /// </summary>
     public async Task<byte[]> ProposeAsync(byte[] command, CancellationToken cancellationToken = default)
     {
         var proposal = new ProposalInput(command, new TaskCompletionSource<byte[]>(TaskCreationOptions.RunContinuationsAsynchronously));
-        ObjectDisposedException.ThrowIf(!_inputs.Writer.TryWrite(proposal), this);
+        Enqueue(proposal);
         return await proposal.Completion.Task.WaitAsync(cancellationToken);
     }
+
+    /// <summary>
+    /// A linearizable read barrier (ReadIndex): completes once this node's state machine reflects every write that
+    /// completed before the call, so a read of it right after is linearizable. Works on followers too (the leader is
+    /// asked for the index). Throws <see cref="NotLeaderException"/> when no leader can confirm it.
+    /// </summary>
+    public async Task LinearizableReadAsync(CancellationToken cancellationToken = default)
+    {
+        var read = new ReadInput(new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+        Enqueue(read);
+        await read.Completion.Task.WaitAsync(cancellationToken);
+    }
+
+    /// <summary>Adds a server: it joins as a learner, catches up, then becomes a voter. Completes when that is committed.</summary>
+    public Task AddServerAsync(string id, CancellationToken cancellationToken = default) =>
+        AdminAsync(new AdminInput(AdminKind.AddServer, id), cancellationToken);
+
+    /// <summary>Removes a server (the leader itself included). Completes when the new configuration is committed.</summary>
+    public Task RemoveServerAsync(string id, CancellationToken cancellationToken = default) =>
+        AdminAsync(new AdminInput(AdminKind.RemoveServer, id), cancellationToken);
+
+    /// <summary>Hands leadership to <paramref name="target"/>. Completes when it leads.</summary>
+    public Task TransferLeadershipAsync(string target, CancellationToken cancellationToken = default) =>
+        AdminAsync(new AdminInput(AdminKind.TransferLeadership, target), cancellationToken);
+
+    /// <summary>Takes a snapshot now (of the state as applied) and compacts the log. Completes when it is stored.</summary>
+    public Task TakeSnapshotAsync(CancellationToken cancellationToken = default) =>
+        AdminAsync(new AdminInput(AdminKind.TakeSnapshot, ""), cancellationToken);
+
+    private async Task AdminAsync(AdminInput input, CancellationToken cancellationToken)
+    {
+        Enqueue(input);
+        await input.Completion.Task.WaitAsync(cancellationToken);
+    }
+
+    private void Enqueue(Input input) => ObjectDisposedException.ThrowIf(!_inputs.Writer.TryWrite(input), this);
 
     public async ValueTask DisposeAsync()
     {
@@ -93,9 +142,11 @@ public sealed class RaftNode : IAsyncDisposable
             {
             }
         }
-        FailPending(new ObjectDisposedException(nameof(RaftNode), "the node stopped"));
+        FailAllWaiters(new ObjectDisposedException(nameof(RaftNode), "the node stopped"));
         _stopping.Dispose();
     }
+
+    // ---- the loop -------------------------------------------------------------------------
 
     private async Task RunAsync()
     {
@@ -110,9 +161,14 @@ public sealed class RaftNode : IAsyncDisposable
                 // Take everything that is waiting: proposals that arrive together go out and to disk together.
                 for (int taken = 0; taken < 4096 && reader.TryRead(out Input? input); taken++)
                 {
-                    Feed(core, input);
+                    await FeedAsync(core, input, stopping);
                 }
                 await CarryOutReadyAsync(core, stopping);
+                if (core.IsSnapshotDue)
+                {
+                    await TakeSnapshotAsync(core, stopping);
+                }
+                CompleteAdminWaiters(core);
                 RaftNodeStatus after = RaftNodeStatus.Of(core);
                 _status = after;
                 PublishStateChanges(before, after);
@@ -120,12 +176,12 @@ public sealed class RaftNode : IAsyncDisposable
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
-            FailPending(e);
+            FailAllWaiters(e);
             throw;
         }
     }
 
-    private void Feed(RaftCore core, Input input)
+    private async Task FeedAsync(RaftCore core, Input input, CancellationToken cancellationToken)
     {
         switch (input)
         {
@@ -139,11 +195,40 @@ public sealed class RaftNode : IAsyncDisposable
                 ProposeResult result = core.Propose(proposal.Command);
                 if (result.Accepted)
                 {
-                    _pending[result.Index] = new PendingProposal(result.Term, proposal.Completion);
+                    _proposals[result.Index] = new PendingProposal(result.Term, proposal.Completion);
                 }
                 else
                 {
-                    proposal.Completion.TrySetException(new NotLeaderException(core.Id, result.LeaderHint));
+                    string? reason = result.Refusal == ProposeRefusal.TransferInProgress ? $"{Id} is handing leadership over; retry shortly" : null;
+                    proposal.Completion.TrySetException(new NotLeaderException(Id, result.LeaderHint, reason));
+                }
+                break;
+            case ReadInput read:
+                long requestId = ++_nextReadId;
+                _readsAwaitingIndex[requestId] = read.Completion;
+                core.ReadIndex(requestId);
+                break;
+            case AdminInput { Kind: AdminKind.TakeSnapshot } snapshot:
+                if (core.AppliedIndex > core.SnapshotIndex)
+                {
+                    await TakeSnapshotAsync(core, cancellationToken);
+                }
+                snapshot.Completion.TrySetResult();
+                break;
+            case AdminInput admin:
+                AdminResult answer = admin.Kind switch
+                {
+                    AdminKind.AddServer => core.AddServer(admin.ServerId),
+                    AdminKind.RemoveServer => core.RemoveServer(admin.ServerId),
+                    _ => core.TransferLeadership(admin.ServerId),
+                };
+                if (answer.Accepted)
+                {
+                    _admin.Add(new PendingAdmin(admin, core.Term));
+                }
+                else
+                {
+                    admin.Completion.TrySetException(new RaftAdminException(answer.Status, answer.Message, answer.LeaderHint));
                 }
                 break;
         }
@@ -154,23 +239,43 @@ public sealed class RaftNode : IAsyncDisposable
         while (core.HasReady)
         {
             Ready ready = core.TakeReady();
-            // 1. Persist before anything that depends on it leaves this node.
+            // 1-2. Persist before anything that depends on it leaves this node.
+            if (ready.SnapshotToInstall is { } snapshot)
+            {
+                await _store.SaveSnapshotAsync(snapshot, cancellationToken);
+            }
             if (ready.HardState != null || ready.EntriesToPersist.Count > 0)
             {
                 await _store.SaveAsync(ready.HardState, ready.EntriesToPersist, cancellationToken);
             }
-            // 2. Send.
+            // 3. Send.
             foreach (RaftMessage message in ready.Messages)
             {
                 _transport.Send(message);
             }
-            // 3. Apply committed entries in order.
+            // 4. Apply: the snapshot first, then committed entries in order.
+            if (ready.SnapshotToInstall is { } installed)
+            {
+                await _stateMachine.RestoreSnapshotAsync(new MemoryStream(installed.Data, writable: false), cancellationToken);
+                FailProposalsUpTo(installed.Metadata.Index);
+                Raise(new SnapshotInstalled(Id, _time.GetUtcNow(), installed.Metadata.Index, installed.Metadata.Term, installed.Data.Length, core.LeaderId));
+            }
             foreach (LogEntry entry in ready.CommittedEntries)
             {
                 Apply(entry);
             }
-            // 4. Let the core know.
+            // 5. Reads and notices.
+            foreach (ReadState read in ready.ReadStates ?? [])
+            {
+                OnReadState(read);
+            }
+            foreach (RaftNotice notice in ready.Notices ?? [])
+            {
+                OnNotice(notice);
+            }
+            // 6. Let the core know.
             core.Advance(ready);
+            CompleteReadsUpTo(core.AppliedIndex);
 
             if (ready.EntriesToPersist.Count > 0)
             {
@@ -183,7 +288,7 @@ public sealed class RaftNode : IAsyncDisposable
     private void Apply(LogEntry entry)
     {
         byte[] result = entry.Kind == EntryKind.Command ? _stateMachine.Apply(entry.Index, entry.Data) : [];
-        if (_pending.Remove(entry.Index, out PendingProposal? waiter))
+        if (_proposals.Remove(entry.Index, out PendingProposal? waiter))
         {
             if (waiter.Term == entry.Term)
             {
@@ -195,6 +300,96 @@ public sealed class RaftNode : IAsyncDisposable
             }
         }
         Raise(new EntryApplied(Id, _time.GetUtcNow(), entry.Index, entry.Term, entry.Kind));
+    }
+
+    /// <summary>A snapshot replaced the log up to <paramref name="index"/>: proposals there were not applied here.</summary>
+    private void FailProposalsUpTo(long index)
+    {
+        foreach (long pending in _proposals.Keys.Where(i => i <= index).ToList())
+        {
+            _proposals.Remove(pending, out PendingProposal? waiter);
+            waiter!.Completion.TrySetException(new ProposalDroppedException(pending, waiter.Term));
+        }
+    }
+
+    private async Task TakeSnapshotAsync(RaftCore core, CancellationToken cancellationToken)
+    {
+        using var buffer = new MemoryStream();
+        await _stateMachine.WriteSnapshotAsync(buffer, cancellationToken);
+        var snapshot = new Snapshot(core.SnapshotMetadataAt(core.AppliedIndex), buffer.ToArray());
+        await _store.SaveSnapshotAsync(snapshot, cancellationToken);
+        core.OnSnapshotTaken(snapshot);
+        Raise(new SnapshotTaken(Id, _time.GetUtcNow(), snapshot.Metadata.Index, snapshot.Metadata.Term, snapshot.Data.Length));
+    }
+
+    private void OnReadState(ReadState read)
+    {
+        if (!_readsAwaitingIndex.Remove(read.RequestId, out TaskCompletionSource? waiter))
+        {
+            return;
+        }
+        if (read.Ok)
+        {
+            _readsAwaitingApply.Add((read.Index, waiter));
+        }
+        else
+        {
+            waiter.TrySetException(new NotLeaderException(Id, read.LeaderHint, "no leader could confirm the read; retry on the leader"));
+        }
+    }
+
+    private void CompleteReadsUpTo(long applied)
+    {
+        for (int i = _readsAwaitingApply.Count - 1; i >= 0; i--)
+        {
+            if (_readsAwaitingApply[i].Index <= applied)
+            {
+                _readsAwaitingApply[i].Completion.TrySetResult();
+                _readsAwaitingApply.RemoveAt(i);
+            }
+        }
+    }
+
+    private void OnNotice(RaftNotice notice)
+    {
+        (AdminKind kind, string id, string message) = notice switch
+        {
+            CatchUpFailed failed => (AdminKind.AddServer, failed.ServerId, $"{failed.ServerId} did not catch up: {failed.Reason}"),
+            TransferAbandoned abandoned => (AdminKind.TransferLeadership, abandoned.Target, $"{abandoned.Target} did not take over within an election timeout"),
+            _ => (AdminKind.TakeSnapshot, "", notice.ToString()),
+        };
+        foreach (PendingAdmin pending in _admin.Where(a => a.Input.Kind == kind && a.Input.ServerId == id).ToList())
+        {
+            pending.Input.Completion.TrySetException(new RaftAdminException(AdminStatus.InProgress, message, Id));
+            _admin.Remove(pending);
+        }
+        Raise(new OperationAbandoned(Id, _time.GetUtcNow(), notice));
+    }
+
+    /// <summary>Admin requests finish when their outcome is committed (or visible), and fail if leadership moved on.</summary>
+    private void CompleteAdminWaiters(RaftCore core)
+    {
+        foreach (PendingAdmin pending in _admin.ToList())
+        {
+            string id = pending.Input.ServerId;
+            bool done = pending.Input.Kind switch
+            {
+                AdminKind.AddServer => core.CommittedConfiguration.IsVoter(id),
+                AdminKind.RemoveServer => !core.CommittedConfiguration.IsMember(id),
+                _ => core.LeaderId == id && core.Term > pending.Term,
+            };
+            if (done)
+            {
+                pending.Input.Completion.TrySetResult();
+                _admin.Remove(pending);
+            }
+            else if (core.Term > pending.Term && (pending.Input.Kind != AdminKind.TransferLeadership || core.LeaderId is { } other && other != id))
+            {
+                // A new term began: this leader's change may or may not survive; the caller must check and retry.
+                pending.Input.Completion.TrySetException(new RaftAdminException(AdminStatus.NotLeader, $"leadership changed before the request to {pending.Input.Kind} {id} was committed; check and retry", core.LeaderId));
+                _admin.Remove(pending);
+            }
+        }
     }
 
     private void PublishStateChanges(RaftNodeStatus before, RaftNodeStatus after)
@@ -220,22 +415,45 @@ public sealed class RaftNode : IAsyncDisposable
         {
             Raise(new CommitAdvanced(Id, now, after.CommitIndex));
         }
+        if (!after.Configuration.Equals(before.Configuration) || !after.CommittedConfiguration.Equals(before.CommittedConfiguration))
+        {
+            Raise(new ConfigurationChanged(Id, now, after.Configuration, after.Configuration.Equals(after.CommittedConfiguration)));
+        }
     }
 
     private void Raise(RaftEvent raftEvent) => EventRaised?.Invoke(raftEvent);
 
-    private void FailPending(Exception reason)
+    private void FailAllWaiters(Exception reason)
     {
-        foreach (PendingProposal waiter in _pending.Values)
+        foreach (PendingProposal waiter in _proposals.Values)
         {
             waiter.Completion.TrySetException(reason);
         }
-        _pending.Clear();
+        _proposals.Clear();
+        foreach (TaskCompletionSource waiter in _readsAwaitingIndex.Values.Concat(_readsAwaitingApply.Select(r => r.Completion)))
+        {
+            waiter.TrySetException(reason);
+        }
+        _readsAwaitingIndex.Clear();
+        _readsAwaitingApply.Clear();
+        foreach (PendingAdmin pending in _admin)
+        {
+            pending.Input.Completion.TrySetException(reason);
+        }
+        _admin.Clear();
         while (_inputs.Reader.TryRead(out Input? input))
         {
-            if (input is ProposalInput proposal)
+            switch (input)
             {
-                proposal.Completion.TrySetException(reason);
+                case ProposalInput proposal:
+                    proposal.Completion.TrySetException(reason);
+                    break;
+                case ReadInput read:
+                    read.Completion.TrySetException(reason);
+                    break;
+                case AdminInput admin:
+                    admin.Completion.TrySetException(reason);
+                    break;
             }
         }
     }
@@ -251,5 +469,22 @@ public sealed class RaftNode : IAsyncDisposable
 
     private sealed record ProposalInput(byte[] Command, TaskCompletionSource<byte[]> Completion) : Input;
 
+    private sealed record ReadInput(TaskCompletionSource Completion) : Input;
+
+    private enum AdminKind
+    {
+        AddServer,
+        RemoveServer,
+        TransferLeadership,
+        TakeSnapshot,
+    }
+
+    private sealed record AdminInput(AdminKind Kind, string ServerId) : Input
+    {
+        public TaskCompletionSource Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
     private sealed record PendingProposal(long Term, TaskCompletionSource<byte[]> Completion);
+
+    private sealed record PendingAdmin(AdminInput Input, long Term);
 }

@@ -6,7 +6,10 @@ public sealed record RaftNodeOptions
 {
     public required string Id { get; init; }
 
-    /// <summary>The ids of the initial voters, this node included.</summary>
+    /// <summary>
+    /// The ids of the initial voters, this node included, used when the node starts with no state. Empty for a server
+    /// that joins an existing cluster: it waits as a non-member until the leader adds it.
+    /// </summary>
     public required IReadOnlyCollection<string> Members { get; init; }
 
     public RaftOptions Raft { get; init; } = new();

@@ -17,4 +17,11 @@ public interface ILogStore : IAsyncDisposable
     /// data survives a crash; if the process dies during the call, either all of it or none of it is there.
     /// </summary>
     ValueTask SaveAsync(HardState? hardState, IReadOnlyList<LogEntry> entries, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Durably replaces the stored snapshot with <paramref name="snapshot"/> and drops the entries it covers: every entry
+    /// up to its index, and every entry at all if the stored entry at its index does not have its term (a follower
+    /// installing a leader's snapshot over a divergent log). Atomic like <see cref="SaveAsync"/>.
+    /// </summary>
+    ValueTask SaveSnapshotAsync(Snapshot snapshot, CancellationToken cancellationToken = default);
 }

@@ -9,12 +9,15 @@ public sealed class MemoryLogStore : ILogStore
     private readonly Lock _lock = new();
     private readonly List<LogEntry> _entries = [];
     private HardState _hardState = new(0, null);
+    private Snapshot? _snapshot;
+
+    private long FirstIndex => _entries.Count > 0 ? _entries[0].Index : (_snapshot?.Metadata.Index ?? 0) + 1;
 
     public ValueTask<PersistentState> LoadAsync(CancellationToken cancellationToken = default)
     {
         lock (_lock)
         {
-            return ValueTask.FromResult(new PersistentState(_hardState, [.. _entries]));
+            return ValueTask.FromResult(new PersistentState(_hardState, [.. _entries], _snapshot));
         }
     }
 
@@ -25,17 +28,38 @@ public sealed class MemoryLogStore : ILogStore
             if (entries.Count > 0)
             {
                 long first = entries[0].Index;
-                if (first < 1 || first > _entries.Count + 1)
+                long last = FirstIndex + _entries.Count - 1;
+                if (first < FirstIndex || first > last + 1)
                 {
-                    throw new ArgumentException($"entries start at {first}, after a gap in a log of {_entries.Count}", nameof(entries));
+                    throw new ArgumentException($"entries start at {first}; the stored log holds {FirstIndex}..{last}", nameof(entries));
                 }
-                _entries.RemoveRange((int)(first - 1), _entries.Count - (int)(first - 1));
+                int keep = (int)(first - FirstIndex);
+                _entries.RemoveRange(keep, _entries.Count - keep);
                 _entries.AddRange(entries);
             }
             if (hardState is { } state)
             {
                 _hardState = state;
             }
+        }
+        return ValueTask.CompletedTask;
+    }
+
+    public ValueTask SaveSnapshotAsync(Snapshot snapshot, CancellationToken cancellationToken = default)
+    {
+        lock (_lock)
+        {
+            SnapshotMetadata metadata = snapshot.Metadata;
+            bool matches = _entries.Any(e => e.Index == metadata.Index && e.Term == metadata.Term);
+            if (matches)
+            {
+                _entries.RemoveAll(e => e.Index <= metadata.Index);
+            }
+            else
+            {
+                _entries.Clear();
+            }
+            _snapshot = snapshot;
         }
         return ValueTask.CompletedTask;
     }

@@ -1,6 +1,7 @@
 using Microsoft.Data.Sqlite;
 using Raft.Engine.Consensus;
 using Raft.Engine.Log;
+using Raft.Engine.Membership;
 
 namespace Raft.Engine.Storage;
 
@@ -10,7 +11,7 @@ namespace Raft.Engine.Storage;
 /// </summary>
 public sealed class SqliteLogStore : ILogStore
 {
-    private const int SchemaVersion = 1;
+    private const int SchemaVersion = 2;
     private readonly SqliteConnection _connection;
 
     private SqliteLogStore(SqliteConnection connection) => _connection = connection;
@@ -50,7 +51,13 @@ public sealed class SqliteLogStore : ILogStore
                     term INTEGER NOT NULL,
                     kind INTEGER NOT NULL,
                     data BLOB NOT NULL);
-                PRAGMA user_version = 1;
+                CREATE TABLE IF NOT EXISTS snapshot (
+                    id INTEGER PRIMARY KEY CHECK (id = 0),
+                    idx INTEGER NOT NULL,
+                    term INTEGER NOT NULL,
+                    configuration BLOB NOT NULL,
+                    data BLOB NOT NULL);
+                PRAGMA user_version = 2;
                 """);
             return new SqliteLogStore(connection);
         }
@@ -73,6 +80,17 @@ public sealed class SqliteLogStore : ILogStore
                 hardState = new HardState(reader.GetInt64(0), reader.IsDBNull(1) ? null : reader.GetString(1));
             }
         }
+        Snapshot? snapshot = null;
+        using (SqliteCommand command = _connection.CreateCommand())
+        {
+            command.CommandText = "SELECT idx, term, configuration, data FROM snapshot WHERE id = 0;";
+            using SqliteDataReader reader = command.ExecuteReader();
+            if (reader.Read())
+            {
+                var metadata = new SnapshotMetadata(reader.GetInt64(0), reader.GetInt64(1), ClusterConfiguration.Decode((byte[])reader.GetValue(2)));
+                snapshot = new Snapshot(metadata, (byte[])reader.GetValue(3));
+            }
+        }
         var entries = new List<LogEntry>();
         using (SqliteCommand command = _connection.CreateCommand())
         {
@@ -88,7 +106,11 @@ public sealed class SqliteLogStore : ILogStore
                 entries.Add(entry);
             }
         }
-        return ValueTask.FromResult(new PersistentState(hardState, entries));
+        if (snapshot != null && entries.Count > 0 && entries[0].Index != snapshot.Metadata.Index + 1)
+        {
+            throw new InvalidDataException($"{Path}: the log starts at {entries[0].Index}, not right after the snapshot at {snapshot.Metadata.Index}");
+        }
+        return ValueTask.FromResult(new PersistentState(hardState, entries, snapshot));
     }
 
     public ValueTask SaveAsync(HardState? hardState, IReadOnlyList<LogEntry> entries, CancellationToken cancellationToken = default)
@@ -112,11 +134,14 @@ public sealed class SqliteLogStore : ILogStore
             using (SqliteCommand last = _connection.CreateCommand())
             {
                 last.Transaction = transaction;
-                last.CommandText = "SELECT COALESCE(MAX(idx), 0) FROM log;";
-                long lastIndex = (long)last.ExecuteScalar()!;
-                if (entries[0].Index < 1 || entries[0].Index > lastIndex + 1)
+                last.CommandText = "SELECT COALESCE(MAX(idx), (SELECT idx FROM snapshot WHERE id = 0), 0), COALESCE((SELECT idx FROM snapshot WHERE id = 0), 0) FROM log;";
+                using SqliteDataReader reader = last.ExecuteReader();
+                reader.Read();
+                long lastIndex = reader.GetInt64(0);
+                long snapshotIndex = reader.GetInt64(1);
+                if (entries[0].Index <= snapshotIndex || entries[0].Index > lastIndex + 1)
                 {
-                    throw new ArgumentException($"entries start at {entries[0].Index}, after a gap in a log that ends at {lastIndex}", nameof(entries));
+                    throw new ArgumentException($"entries start at {entries[0].Index}; the stored log holds {snapshotIndex + 1}..{lastIndex}", nameof(entries));
                 }
             }
             using (SqliteCommand truncate = _connection.CreateCommand())
@@ -142,6 +167,44 @@ public sealed class SqliteLogStore : ILogStore
                 data.Value = entry.Data;
                 insert.ExecuteNonQuery();
             }
+        }
+        transaction.Commit();
+        return ValueTask.CompletedTask;
+    }
+
+    public ValueTask SaveSnapshotAsync(Snapshot snapshot, CancellationToken cancellationToken = default)
+    {
+        SnapshotMetadata metadata = snapshot.Metadata;
+        using SqliteTransaction transaction = _connection.BeginTransaction();
+        using (SqliteCommand save = _connection.CreateCommand())
+        {
+            save.Transaction = transaction;
+            save.CommandText = """
+                INSERT INTO snapshot (id, idx, term, configuration, data) VALUES (0, $idx, $term, $configuration, $data)
+                ON CONFLICT(id) DO UPDATE SET idx = excluded.idx, term = excluded.term, configuration = excluded.configuration, data = excluded.data;
+                """;
+            save.Parameters.AddWithValue("$idx", metadata.Index);
+            save.Parameters.AddWithValue("$term", metadata.Term);
+            save.Parameters.AddWithValue("$configuration", metadata.Configuration.Encode());
+            save.Parameters.AddWithValue("$data", snapshot.Data);
+            save.ExecuteNonQuery();
+        }
+        bool suffixContinues;
+        using (SqliteCommand match = _connection.CreateCommand())
+        {
+            match.Transaction = transaction;
+            match.CommandText = "SELECT EXISTS (SELECT 1 FROM log WHERE idx = $idx AND term = $term);";
+            match.Parameters.AddWithValue("$idx", metadata.Index);
+            match.Parameters.AddWithValue("$term", metadata.Term);
+            suffixContinues = (long)match.ExecuteScalar()! == 1;
+        }
+        using (SqliteCommand compact = _connection.CreateCommand())
+        {
+            compact.Transaction = transaction;
+            // Keep the suffix only if it continues the snapshot's last entry; otherwise the whole log is superseded.
+            compact.CommandText = suffixContinues ? "DELETE FROM log WHERE idx <= $idx;" : "DELETE FROM log;";
+            compact.Parameters.AddWithValue("$idx", metadata.Index);
+            compact.ExecuteNonQuery();
         }
         transaction.Commit();
         return ValueTask.CompletedTask;

@@ -224,6 +224,8 @@ public sealed class RaftNodeTests : IAsyncLifetime
             await _inner.SaveAsync(hardState, entries, cancellationToken);
         }
 
+        public ValueTask SaveSnapshotAsync(Snapshot snapshot, CancellationToken cancellationToken = default) => _inner.SaveSnapshotAsync(snapshot, cancellationToken);
+
         public ValueTask DisposeAsync() => ValueTask.CompletedTask;
     }
 }

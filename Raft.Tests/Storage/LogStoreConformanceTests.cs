@@ -1,6 +1,7 @@
 using System.Text;
 using Raft.Engine.Consensus;
 using Raft.Engine.Log;
+using Raft.Engine.Membership;
 using Raft.Engine.Storage;
 
 namespace Raft.Tests.Storage;
@@ -75,6 +76,40 @@ public abstract class LogStoreConformanceTests : IAsyncLifetime
         PersistentState state = await Store.LoadAsync();
         Assert.Equal(new HardState(1, "s1"), state.HardState);
         AssertSameLog([E(1, 1)], state.Entries);
+    }
+
+    private static Snapshot Snap(long index, long term, string data = "state") =>
+        new(new SnapshotMetadata(index, term, new ClusterConfiguration(["s1", "s2"], ["s3"])), Encoding.UTF8.GetBytes(data));
+
+    [Fact]
+    public async Task A_snapshot_replaces_the_entries_it_covers_and_keeps_the_suffix_that_continues_it()
+    {
+        await Store.SaveAsync(new HardState(2, null), [E(1, 1), E(2, 1), E(3, 2), E(4, 2)]);
+        await Store.SaveSnapshotAsync(Snap(3, 2));
+        PersistentState state = await Store.LoadAsync();
+        Assert.Equal(3, state.Snapshot!.Metadata.Index);
+        Assert.Equal(new ClusterConfiguration(["s1", "s2"], ["s3"]), state.Snapshot.Metadata.Configuration);
+        Assert.Equal("state", Encoding.UTF8.GetString(state.Snapshot.Data));
+        AssertSameLog([E(4, 2)], state.Entries);
+
+        await Store.SaveAsync(null, [E(5, 2)]); // the log goes on after the snapshot
+        await Assert.ThrowsAsync<ArgumentException>(async () => await Store.SaveAsync(null, [E(3, 3)])); // not inside it
+        AssertSameLog([E(4, 2), E(5, 2)], (await Store.LoadAsync()).Entries);
+    }
+
+    [Fact]
+    public async Task A_snapshot_that_does_not_continue_the_log_replaces_all_of_it()
+    {
+        await Store.SaveAsync(new HardState(2, null), [E(1, 1), E(2, 1), E(3, 1)]);
+        await Store.SaveSnapshotAsync(Snap(5, 4, "newer")); // the leader's snapshot: this log diverged or is behind
+        PersistentState state = await Store.LoadAsync();
+        Assert.Empty(state.Entries);
+        Assert.Equal((5L, 4L), (state.Snapshot!.Metadata.Index, state.Snapshot.Metadata.Term));
+        await Store.SaveAsync(null, [E(6, 4)]);
+        Store = await ReopenAsync(Store);
+        state = await Store.LoadAsync();
+        Assert.Equal("newer", Encoding.UTF8.GetString(state.Snapshot!.Data));
+        AssertSameLog([E(6, 4)], state.Entries);
     }
 
     [Fact]
