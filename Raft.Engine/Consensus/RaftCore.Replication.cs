@@ -168,8 +168,15 @@ public sealed partial class RaftCore
         {
             if (progress.State == ReplicationState.Snapshot || _log.TermAt(progress.Match) is not long prevTerm)
             {
-                // Far behind: the snapshot chunk is its heartbeat (and resends a chunk that may have been lost).
-                progress.ChunkInFlight = false;
+                // Far behind: the snapshot chunk is its heartbeat, and resends one that was lost.
+                if (progress.State == ReplicationState.Snapshot)
+                {
+                    progress.ChunkInFlight = false;
+                }
+                else
+                {
+                    progress.BecomeProbe(); // what it lacks was compacted: whatever was in flight cannot be repaired by entries
+                }
                 SendAppend(peer, sendIfEmpty: true);
                 continue;
             }

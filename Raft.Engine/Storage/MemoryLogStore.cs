@@ -64,5 +64,31 @@ public sealed class MemoryLogStore : ILogStore
         return ValueTask.CompletedTask;
     }
 
+    /// <summary>The stored term at <paramref name="index"/> (the snapshot's last entry included), or null: a cheap probe for checkers.</summary>
+    public long? TermAt(long index)
+    {
+        lock (_lock)
+        {
+            if (_snapshot?.Metadata.Index == index)
+            {
+                return _snapshot.Metadata.Term;
+            }
+            long offset = index - FirstIndex;
+            return offset >= 0 && offset < _entries.Count ? _entries[(int)offset].Term : null;
+        }
+    }
+
+    /// <summary>The index of the stored snapshot, or 0.</summary>
+    public long SnapshotIndex
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _snapshot?.Metadata.Index ?? 0;
+            }
+        }
+    }
+
     public ValueTask DisposeAsync() => ValueTask.CompletedTask;
 }

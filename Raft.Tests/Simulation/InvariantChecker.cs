@@ -27,7 +27,8 @@ internal sealed class InvariantChecker
 
     private sealed class Mirror
     {
-        public List<LogEntry> Entries { get; } = [];
+        /// <summary>The log as last seen; null where the entry is known only by its chain (installed from a snapshot).</summary>
+        public List<LogEntry?> Entries { get; } = [];
         public List<ulong> Chain { get; } = [];
         public long HighestTerm { get; set; }
         public long CommitIndex { get; set; }
@@ -135,20 +136,50 @@ internal sealed class InvariantChecker
     /// <summary>Brings the mirror up to date with the core's log; returns the index where it was truncated, or 0.</summary>
     private long SyncLog(RaftCore core, Mirror mirror)
     {
-        // A step changes a log only by cutting a suffix and appending: find the longest unchanged prefix from the top.
-        int same = (int)Math.Min(mirror.Entries.Count, core.LastIndex);
-        while (same > 0 && !ReferenceEquals(mirror.Entries[same - 1], core.EntryAt(same)))
+        long truncatedAt = 0;
+        int compacted = (int)core.FirstIndex - 1;
+        if (compacted > 0 && (mirror.Chain.Count < compacted || mirror.Chain[compacted - 1] != CommittedChain(compacted)))
         {
-            same--;
+            // The core holds no entries up to `compacted`: it installed a snapshot, which must be the committed prefix.
+            if (_committed.Count < compacted)
+            {
+                throw new InvariantViolation("Snapshots hold committed state", $"{core.Id} holds a snapshot up to {compacted} but only {_committed.Count} entries are committed");
+            }
+            int same = 0;
+            while (same < Math.Min(mirror.Chain.Count, compacted) && mirror.Chain[same] == _committed[same].Chain)
+            {
+                same++;
+            }
+            if (same < mirror.Chain.Count)
+            {
+                truncatedAt = same + 1;
+            }
+            mirror.Entries.RemoveRange(same, mirror.Entries.Count - same);
+            mirror.Chain.RemoveRange(same, mirror.Chain.Count - same);
+            for (int i = same; i < compacted; i++)
+            {
+                mirror.Entries.Add(null);
+                mirror.Chain.Add(_committed[i].Chain);
+            }
         }
-        long truncatedAt = same < mirror.Entries.Count ? same + 1 : 0;
+
+        // A step changes a log only by cutting a suffix and appending: find the longest unchanged prefix from the top.
+        int unchanged = (int)Math.Min(mirror.Entries.Count, core.LastIndex);
+        while (unchanged > compacted && !ReferenceEquals(mirror.Entries[unchanged - 1], core.EntryAt(unchanged)))
+        {
+            unchanged--;
+        }
+        if (unchanged < mirror.Entries.Count)
+        {
+            truncatedAt = truncatedAt == 0 ? unchanged + 1 : Math.Min(truncatedAt, unchanged + 1);
+        }
         if (truncatedAt > 0 && truncatedAt <= mirror.CommitIndex)
         {
             throw new InvariantViolation("Committed entries are never removed", $"{core.Id} lost committed entry {truncatedAt}");
         }
-        mirror.Entries.RemoveRange(same, mirror.Entries.Count - same);
-        mirror.Chain.RemoveRange(same, mirror.Chain.Count - same);
-        for (long index = same + 1; index <= core.LastIndex; index++)
+        mirror.Entries.RemoveRange(unchanged, mirror.Entries.Count - unchanged);
+        mirror.Chain.RemoveRange(unchanged, mirror.Chain.Count - unchanged);
+        for (long index = unchanged + 1; index <= core.LastIndex; index++)
         {
             LogEntry entry = core.EntryAt(index);
             ulong chain = ChainHash(index == 1 ? 0 : mirror.Chain[^1], entry);
@@ -169,6 +200,35 @@ internal sealed class InvariantChecker
         return truncatedAt;
     }
 
+    private ulong CommittedChain(int index) => index <= _committed.Count ? _committed[index - 1].Chain : 0;
+
+    /// <summary>
+    /// A server's state machine was replaced by a snapshot up to <paramref name="index"/> (installed from the leader, or
+    /// restored at restart): never an older state than it had, and only committed state.
+    /// </summary>
+    public void OnSnapshotApplied(string id, long index, long term)
+    {
+        Mirror mirror = MirrorOf(id);
+        if (index <= mirror.AppliedIndex)
+        {
+            throw new InvariantViolation("Snapshots never go back", $"{id} installed a snapshot at {index} over applied state at {mirror.AppliedIndex}");
+        }
+        if (index > _committed.Count || _committed[(int)index - 1].Term != term)
+        {
+            throw new InvariantViolation("Snapshots hold committed state", $"{id} applied a snapshot at {index} (term {term}) that is not the committed prefix");
+        }
+        mirror.AppliedIndex = index;
+    }
+
+    /// <summary>Only voters vote: a learner, or a server outside its configuration, never grants a vote.</summary>
+    public static void OnSent(RaftCore sender, RaftMessage message)
+    {
+        if (message is RequestVoteResponse { Granted: true, PreVote: false } && !sender.Configuration.IsVoter(sender.Id))
+        {
+            throw new InvariantViolation("Learners never vote", $"{sender.Id} granted a vote in term {message.Term} while not a voter ({sender.Configuration})");
+        }
+    }
+
     private void RecordCommitted(RaftCore core, Mirror mirror)
     {
         long commit = mirror.CommitIndex;
@@ -179,7 +239,7 @@ internal sealed class InvariantChecker
         }
         for (long index = _committed.Count + 1; index <= commit; index++)
         {
-            _committed.Add(new Committed(mirror.Entries[(int)index - 1].Term, mirror.Chain[(int)index - 1], core.Term));
+            _committed.Add(new Committed(mirror.Entries[(int)index - 1]!.Term, mirror.Chain[(int)index - 1], core.Term));
             _highestCommittedByTerm[core.Term] = index;
         }
         foreach ((string id, Mirror other) in _mirrors)

@@ -7,55 +7,57 @@ using Raft.Engine.Storage;
 
 namespace Raft.Tests.Simulation;
 
-/// <summary>One simulated server: a core while it is up, its durable state always, its state machine while up.</summary>
+/// <summary>One simulated server: a core while it is up, its durable store always, its state machine while up.</summary>
 internal sealed class SimServer(string id)
 {
     public string Id { get; } = id;
     public RaftCore? Core { get; set; }
     public bool IsUp => Core != null;
-    public HardState DurableHardState { get; set; } = new(0, null);
-    public List<LogEntry> DurableLog { get; } = [];
+    public MemoryLogStore Store { get; } = new();
     public KeyValueStateMachine StateMachine { get; set; } = new();
     public int Incarnation { get; set; }
     public bool CrashAfterNextPersist { get; set; }
+    public long CheckedCommit { get; set; }
 
     public RaftCore Up => Core ?? throw new InvalidOperationException($"{Id} is down");
 }
 
 /// <summary>
 /// A cluster of <see cref="RaftCore"/>s on a simulated network, driven by one seed: every delay, loss, duplicate,
-/// partition, crash, restart and proposal comes from it, so a run replays exactly. The invariant checker runs after
-/// every step. Scripted scenarios use the same cluster with the random faults switched off.
+/// partition, crash, restart, proposal, client operation, membership change, transfer and snapshot comes from it,
+/// so a run replays exactly. The invariant checker runs after every step; the recorded client history is checked
+/// for linearizability at the end. Scripted scenarios use the same cluster with the random faults switched off.
 /// </summary>
-internal sealed class SimCluster
+internal sealed partial class SimCluster
 {
     private readonly Random _random;
     private readonly int _seed;
     private readonly RaftOptions _options;
     private readonly RuleSwitches _rules;
-    private readonly ClusterConfiguration _configuration;
+    private readonly ClusterConfiguration _bootstrap;
     private readonly Dictionary<string, SimServer> _servers = new(StringComparer.Ordinal);
     private readonly Dictionary<string, (KvCommand Command, bool Acknowledged)> _lastCommandOfClient = new(StringComparer.Ordinal);
     private long _nextValue;
 
+    /// <param name="spares">Servers beyond the initial <paramref name="size"/> that run with no configuration, ready to be added.</param>
     public SimCluster(int size, int seed, FaultProfile faults, RaftOptions? options = null, RuleSwitches? rules = null,
-        IReadOnlyDictionary<string, PersistentState>? initialState = null)
+        IReadOnlyDictionary<string, PersistentState>? initialState = null, int spares = 0)
     {
         _seed = seed;
         _random = new Random(seed);
         _options = options ?? new RaftOptions();
         _rules = rules ?? RuleSwitches.Safe;
-        Ids = Enumerable.Range(1, size).Select(i => $"s{i}").ToArray();
-        _configuration = new ClusterConfiguration(Ids);
+        Ids = Enumerable.Range(1, size + spares).Select(i => $"s{i}").ToArray();
+        _bootstrap = new ClusterConfiguration(Ids.Take(size));
         Network = new SimNetwork(new Random(unchecked((seed * 7919) + 17))) { Faults = faults };
         Faults = faults;
+        _clients = Enumerable.Range(0, 5).Select(i => new SimClient(i)).ToArray();
         foreach (string id in Ids)
         {
             var server = new SimServer(id);
             if (initialState?.GetValueOrDefault(id) is { } state)
             {
-                server.DurableHardState = state.HardState;
-                server.DurableLog.AddRange(state.Entries);
+                server.Store.SaveAsync(state.HardState, state.Entries).AsTask().GetAwaiter().GetResult();
             }
             _servers[id] = server;
             Start(server);
@@ -69,6 +71,10 @@ internal sealed class SimCluster
     public FaultProfile Faults { get; set; }
     public long Crashes { get; private set; }
     public long Proposals { get; private set; }
+    public long SnapshotsTaken { get; private set; }
+    public long SnapshotsInstalled { get; private set; }
+    public long MembershipChanges { get; private set; }
+    public long Transfers { get; private set; }
 
     public SimServer this[string id] => _servers[id];
     public IEnumerable<SimServer> Servers => Ids.Select(id => _servers[id]);
@@ -79,12 +85,12 @@ internal sealed class SimCluster
 
     public string Describe() =>
         $"seed {_seed} tick {Now}: " + string.Join("; ", Servers.Select(s => s.Core is { } c
-            ? $"{s.Id} {c.Role} t{c.Term} last {c.LastIndex}/{c.LastTerm} commit {c.CommitIndex} applied {c.AppliedIndex}"
+            ? $"{s.Id} {c.Role} t{c.Term} last {c.LastIndex}/{c.LastTerm} commit {c.CommitIndex} applied {c.AppliedIndex} snap {c.SnapshotIndex} {c.Configuration}"
             : $"{s.Id} down"));
 
     // ---- the random run ------------------------------------------------------------------------
 
-    /// <summary>Runs <paramref name="ticks"/> ticks of random faults and proposals.</summary>
+    /// <summary>Runs <paramref name="ticks"/> ticks of random faults, proposals, client operations and admin actions.</summary>
     public void RunRandom(int ticks)
     {
         for (int i = 0; i < ticks; i++)
@@ -94,13 +100,16 @@ internal sealed class SimCluster
             {
                 ProposeRandomCommand();
             }
+            RunClients();
+            InjectRandomAdmin();
             TickAll();
         }
     }
 
     /// <summary>
-    /// Heals everything, restarts every server and checks liveness: a leader within <paramref name="electionBound"/>
-    /// ticks, then every one of <paramref name="commands"/> new proposals applied on every server.
+    /// Heals everything, restarts every server and checks liveness: a stable leader within <paramref name="electionBound"/>
+    /// ticks, then every one of <paramref name="commands"/> new proposals applied on every member. Then checks that all
+    /// members hold the same key-value contents and that the recorded client history is linearizable.
     /// </summary>
     public void CheckLiveness(int electionBound, int commands, int commitBound)
     {
@@ -113,14 +122,19 @@ internal sealed class SimCluster
             Restart(server.Id);
         }
         // A leader that lost its quorum before the heal may still step down at its next CheckQuorum round, so wait
-        // one full round after a leader is known to all and has committed in its term, then require it to be stable.
-        bool Settled() => Leader is { } l && Servers.All(s => s.Up.LeaderId == l.Id) && l.Up.TermAt(l.Up.CommitIndex) == l.Up.Term;
+        // one full round after a leader is known to all members and has committed in its term, then require it to be stable.
+        IEnumerable<SimServer> Members(SimServer leader) => leader.Up.Configuration.Members.Select(id => _servers[id]);
+        bool Settled() => Leader is { } l
+            && Members(l).All(s => s.Up.LeaderId == l.Id)
+            && l.Up.TermAt(l.Up.CommitIndex) == l.Up.Term
+            && !l.Up.ConfigurationChangePending && l.Up.CatchingUp is null && l.Up.TransferTarget is null;
         long deadline = Now + electionBound;
         while (true)
         {
             if (!RunUntil(Settled, (int)(deadline - Now)))
             {
-                throw new InvariantViolation("Liveness", $"no stable leader known to all within {electionBound} ticks after healing; {Describe()}");
+                string view = Leader is { } l ? string.Join(", ", l.Up.Followers.Select(f => $"{f.Id} match {f.MatchIndex} next {f.NextIndex} {f.State} inflight {f.Inflight}")) : "";
+                throw new InvariantViolation("Liveness", $"no stable leader known to all within {electionBound} ticks after healing; {Describe()}; leader sees {view}");
             }
             (string leader, long term) = (Leader!.Id, Leader.Up.Term);
             RunUntil(() => false, 2 * _options.ElectionTicks);
@@ -129,24 +143,23 @@ internal sealed class SimCluster
                 break;
             }
         }
-        var expected = new List<byte[]>();
         for (int i = 0; i < commands; i++)
         {
-            byte[] command = KvCommand.Put($"live{i}", $"v{i}").Encode();
-            ProposeResult result = Leader!.Up.Propose(command);
-            if (!result.Accepted)
+            if (!Leader!.Up.Propose(KvCommand.Put($"live{i}", $"v{i}").Encode()).Accepted)
             {
                 throw new InvariantViolation("Liveness", "the leader refused a proposal after healing");
             }
-            expected.Add(command);
         }
-        long target = Leader!.Up.LastIndex;
-        string proposedAt = $"proposed to {Leader.Id} in term {Leader.Up.Term} up to index {target} at tick {Now}";
-        if (!RunUntil(() => Servers.All(s => s.Up.AppliedIndex >= target), commitBound))
+        SimServer final = Leader!;
+        long target = final.Up.LastIndex;
+        string proposedAt = $"proposed to {final.Id} in term {final.Up.Term} up to index {target} at tick {Now}";
+        Process(final);
+        if (!RunUntil(() => Members(final).All(s => s.Up.AppliedIndex >= target), commitBound))
         {
-            throw new InvariantViolation("Liveness", $"proposals were not applied on every server within {commitBound} ticks ({proposedAt}); {Describe()}; leader sees {string.Join(", ", Leader?.Up.Followers.Select(f => $"{f.Id} match {f.MatchIndex} next {f.NextIndex} {f.State} inflight {f.Inflight}") ?? [])}");
+            throw new InvariantViolation("Liveness", $"proposals were not applied on every member within {commitBound} ticks ({proposedAt}); {Describe()}");
         }
-        foreach (SimServer server in Servers)
+        var reference = final.StateMachine.Snapshot();
+        foreach (SimServer server in Members(final))
         {
             for (int i = 0; i < commands; i++)
             {
@@ -155,15 +168,12 @@ internal sealed class SimCluster
                     throw new InvariantViolation("Liveness", $"{server.Id} did not apply proposal {i}");
                 }
             }
-        }
-        var reference = Servers.First().StateMachine.Snapshot();
-        foreach (SimServer server in Servers.Skip(1))
-        {
             if (!server.StateMachine.Snapshot().SequenceEqual(reference))
             {
-                throw new InvariantViolation("State Machine Safety", $"{server.Id}'s key-value contents differ after applying the same log");
+                throw new InvariantViolation("State Machine Safety", $"{server.Id}'s key-value contents differ from the leader's after applying the same log");
             }
         }
+        CheckHistory();
     }
 
     private void InjectRandomFaults()
@@ -219,6 +229,38 @@ internal sealed class SimCluster
         if (Network.HasCuts && Faults.HealRatePerTick > 0 && _random.NextDouble() < Faults.HealRatePerTick)
         {
             Network.HealAll();
+        }
+    }
+
+    /// <summary>Membership changes, leadership transfers and on-demand snapshots, at random.</summary>
+    private void InjectRandomAdmin()
+    {
+        if (Leader is { } leader)
+        {
+            RaftCore core = leader.Up;
+            if (Faults.MembershipChangeRatePerTick > 0 && _random.NextDouble() < Faults.MembershipChangeRatePerTick)
+            {
+                string candidate = Ids[_random.Next(Ids.Count)];
+                AdminResult result = core.Configuration.IsMember(candidate)
+                    ? core.Configuration.Voters.Count > 3 || !core.Configuration.IsVoter(candidate) ? core.RemoveServer(candidate) : default
+                    : core.AddServer(candidate);
+                MembershipChanges += result.Accepted ? 1 : 0;
+                Process(leader);
+            }
+            if (Faults.TransferRatePerTick > 0 && _random.NextDouble() < Faults.TransferRatePerTick)
+            {
+                string target = core.Configuration.Voters.ElementAt(_random.Next(core.Configuration.Voters.Count));
+                Transfers += core.TransferLeadership(target).Accepted ? 1 : 0;
+                Process(leader);
+            }
+        }
+        if (Faults.SnapshotRatePerTick > 0 && _random.NextDouble() < Faults.SnapshotRatePerTick)
+        {
+            SimServer server = _servers[Ids[_random.Next(Ids.Count)]];
+            if (server.Core is { } core && core.AppliedIndex > core.SnapshotIndex)
+            {
+                TakeSnapshot(server);
+            }
         }
     }
 
@@ -278,6 +320,7 @@ internal sealed class SimCluster
             Process(server);
         }
         DeliverDue();
+        ExpireClientOperations();
     }
 
     /// <summary>Ticks one server only (the others' clocks stand still), then delivers what is due.</summary>
@@ -340,7 +383,7 @@ internal sealed class SimCluster
             Process(_servers[id]);
             DeliverUntil(IsLeader);
         }
-        if (_servers[id].Up.Role != Role.Leader)
+        if (!IsLeader())
         {
             throw new InvalidOperationException($"{id} did not become leader: {Describe()}");
         }
@@ -352,6 +395,7 @@ internal sealed class SimCluster
         server.Core = null;
         server.CrashAfterNextPersist = false;
         Crashes++;
+        AbandonClientOperationsAt(id);
     }
 
     public void Restart(string id)
@@ -368,12 +412,33 @@ internal sealed class SimCluster
 
     private void Start(SimServer server)
     {
-        int index = Array.IndexOf(Ids.ToArray(), server.Id);
+        int index = Ids.ToList().IndexOf(server.Id);
         var random = new Random(unchecked((_seed * 1_000_003) + (index * 7919) + (server.Incarnation * 104_729)));
-        var state = new PersistentState(server.DurableHardState, [.. server.DurableLog]);
+        PersistentState state = server.Store.LoadAsync().AsTask().GetAwaiter().GetResult();
         server.StateMachine = new KeyValueStateMachine();
-        server.Core = new RaftCore(server.Id, _configuration, _options, state, random, _rules);
+        ClusterConfiguration bootstrap = _bootstrap.IsVoter(server.Id) ? _bootstrap : ClusterConfiguration.Empty;
+        server.Core = new RaftCore(server.Id, bootstrap, _options, state, random, _rules);
+        server.CheckedCommit = 0;
+        if (state.Snapshot is { } snapshot)
+        {
+            server.StateMachine.RestoreSnapshotAsync(new MemoryStream(snapshot.Data)).AsTask().GetAwaiter().GetResult();
+            Checker.AfterStep(server.Core);
+            Checker.OnSnapshotApplied(server.Id, snapshot.Metadata.Index, snapshot.Metadata.Term);
+        }
         Checker.AfterStep(server.Core);
+    }
+
+    /// <summary>Snapshots a server's state machine as of its applied index, stores it and lets the core compact.</summary>
+    public void TakeSnapshot(SimServer server)
+    {
+        RaftCore core = server.Up;
+        using var buffer = new MemoryStream();
+        server.StateMachine.WriteSnapshotAsync(buffer).AsTask().GetAwaiter().GetResult();
+        var snapshot = new Snapshot(core.SnapshotMetadataAt(core.AppliedIndex), buffer.ToArray());
+        server.Store.SaveSnapshotAsync(snapshot).AsTask().GetAwaiter().GetResult();
+        core.OnSnapshotTaken(snapshot);
+        SnapshotsTaken++;
+        Checker.AfterStep(core);
     }
 
     /// <summary>Carries out a server's Ready batches as a host would: persist, send, apply, advance; checks after each step.</summary>
@@ -382,21 +447,22 @@ internal sealed class SimCluster
         while (server.Core is { } core)
         {
             Checker.AfterStep(core);
+            CheckCommitIsOnAMajorityOfVoters(server);
             if (!core.HasReady)
             {
+                if (core.IsSnapshotDue)
+                {
+                    TakeSnapshot(server);
+                }
+                CompleteReads(server);
                 return;
             }
             Ready ready = core.TakeReady();
-            if (ready.HardState is { } hardState)
+            if (ready.SnapshotToInstall is { } snapshot)
             {
-                server.DurableHardState = hardState;
+                server.Store.SaveSnapshotAsync(snapshot).AsTask().GetAwaiter().GetResult();
             }
-            if (ready.EntriesToPersist.Count > 0)
-            {
-                int first = (int)ready.EntriesToPersist[0].Index;
-                server.DurableLog.RemoveRange(first - 1, server.DurableLog.Count - (first - 1));
-                server.DurableLog.AddRange(ready.EntriesToPersist);
-            }
+            server.Store.SaveAsync(ready.HardState, ready.EntriesToPersist).AsTask().GetAwaiter().GetResult();
             if (server.CrashAfterNextPersist)
             {
                 Crash(server.Id); // persisted, but nothing sent or applied
@@ -404,17 +470,59 @@ internal sealed class SimCluster
             }
             foreach (RaftMessage message in ready.Messages)
             {
+                InvariantChecker.OnSent(core, message);
                 Network.Send(message, Now);
+            }
+            if (ready.SnapshotToInstall is { } installed)
+            {
+                server.StateMachine.RestoreSnapshotAsync(new MemoryStream(installed.Data)).AsTask().GetAwaiter().GetResult();
+                Checker.OnSnapshotApplied(server.Id, installed.Metadata.Index, installed.Metadata.Term);
+                SnapshotsInstalled++;
+                AbandonWritesCoveredBySnapshot(server.Id, installed.Metadata.Index);
             }
             foreach (LogEntry entry in ready.CommittedEntries)
             {
                 Checker.OnApplied(server.Id, entry);
                 if (entry.Kind == EntryKind.Command)
                 {
-                    server.StateMachine.Apply(entry.Index, entry.Data);
+                    byte[] result = server.StateMachine.Apply(entry.Index, entry.Data);
+                    CompleteWrite(server.Id, entry, result);
                 }
             }
+            foreach (ReadState read in ready.ReadStates ?? [])
+            {
+                OnReadState(server.Id, read);
+            }
             core.Advance(ready);
+        }
+    }
+
+    /// <summary>What the leader commits is durably stored on a majority of the voters of its configuration (never learners).</summary>
+    private void CheckCommitIsOnAMajorityOfVoters(SimServer server)
+    {
+        RaftCore core = server.Up;
+        if (core.Role != Role.Leader)
+        {
+            server.CheckedCommit = core.CommitIndex; // learned from another leader, under that leader's configuration
+            return;
+        }
+        if (core.CommitIndex <= server.CheckedCommit)
+        {
+            return;
+        }
+        server.CheckedCommit = core.CommitIndex;
+        long index = core.CommitIndex;
+        long term = core.TermAt(index) ?? throw new InvariantViolation("Commit", $"{core.Id} committed {index}, which it does not hold");
+        // The commit was counted under the configuration in force then: the latest, or (if a change was appended in the
+        // same step, which needs the previous one committed) the committed one.
+        int Holders(ClusterConfiguration configuration) =>
+            configuration.Voters.Count(v => _servers[v].Store.TermAt(index) == term || _servers[v].Store.SnapshotIndex > index);
+        int holders = Holders(core.Configuration);
+        if (holders < core.Configuration.QuorumSize && Holders(core.CommittedConfiguration) < core.CommittedConfiguration.QuorumSize)
+        {
+            string detail = string.Join(", ", core.Configuration.Voters.Select(v =>
+                $"{v}: stored term {_servers[v].Store.TermAt(index)?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none"}, snapshot {_servers[v].Store.SnapshotIndex}, match {core.Followers.FirstOrDefault(f => f.Id == v).MatchIndex}"));
+            throw new InvariantViolation("Commit needs a majority of voters", $"{core.Id} committed {index} (term {term}) held by {holders} of the voters in {core.Configuration}: {detail}");
         }
     }
 

@@ -18,6 +18,12 @@ internal sealed record FaultProfile
     public double ProposalRatePerTick { get; init; }
     /// <summary>Chance that a proposal is a retry of an earlier command of the same client session.</summary>
     public double RetryRate { get; init; }
+    /// <summary>Per tick, per idle recorded client: chance it starts an operation (put, get by ReadIndex, delete, cas).</summary>
+    public double ClientOperationRatePerTick { get; init; }
+    public double MembershipChangeRatePerTick { get; init; }
+    public double TransferRatePerTick { get; init; }
+    /// <summary>Chance per tick that a random server snapshots on demand (besides the automatic threshold).</summary>
+    public double SnapshotRatePerTick { get; init; }
 
     public static FaultProfile None { get; } = new();
 
@@ -34,6 +40,10 @@ internal sealed record FaultProfile
         HealRatePerTick = 0.006,
         ProposalRatePerTick = 0.3,
         RetryRate = 0.1,
+        ClientOperationRatePerTick = 0.1,
+        MembershipChangeRatePerTick = 0.003,
+        TransferRatePerTick = 0.002,
+        SnapshotRatePerTick = 0.002,
     };
 }
 

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Globalization;
+using Raft.Engine.Consensus;
 using Xunit.Abstractions;
 
 namespace Raft.Tests.Simulation;
@@ -16,10 +17,13 @@ public sealed class SimulationTests(ITestOutputHelper output)
 
     internal static int SizeForSeed(int seed) => (seed % 3) switch { 0 => 3, 1 => 5, _ => 7 };
 
-    /// <summary>One whole run: random faults, then healing and the liveness check.</summary>
+    /// <summary>Small snapshots, often, in many chunks: compaction and InstallSnapshot happen in every run.</summary>
+    internal static readonly RaftOptions SimulationOptions = new() { SnapshotThreshold = 40, EntriesKeptAfterSnapshot = 5, SnapshotChunkSize = 64 };
+
+    /// <summary>One whole run: random faults and admin actions, then healing, liveness and the linearizability check.</summary>
     internal static SimCluster RunSeed(int seed, int ticks)
     {
-        var cluster = new SimCluster(SizeForSeed(seed), seed, FaultProfile.Heavy);
+        var cluster = new SimCluster(SizeForSeed(seed), seed, FaultProfile.Heavy, SimulationOptions, spares: 2);
         cluster.RunRandom(ticks);
         cluster.CheckLiveness(electionBound: 600, commands: 10, commitBound: 600);
         return cluster;
@@ -34,7 +38,7 @@ public sealed class SimulationTests(ITestOutputHelper output)
         int count = single.HasValue ? 1 : EnvInt("RAFT_SIM_SEEDS", 510);
 
         var failures = new ConcurrentBag<(int Seed, string Message)>();
-        long committed = 0, crashes = 0, messages = 0, leaders = 0;
+        long committed = 0, crashes = 0, messages = 0, leaders = 0, snapshots = 0, installs = 0, changes = 0, transfers = 0, operations = 0;
         var clock = System.Diagnostics.Stopwatch.StartNew();
         Parallel.For(first, first + count, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, seed =>
         {
@@ -45,6 +49,11 @@ public sealed class SimulationTests(ITestOutputHelper output)
                 Interlocked.Add(ref crashes, cluster.Crashes);
                 Interlocked.Add(ref messages, cluster.Network.Sent);
                 Interlocked.Add(ref leaders, cluster.Checker.LeadersByTerm.Count);
+                Interlocked.Add(ref snapshots, cluster.SnapshotsTaken);
+                Interlocked.Add(ref installs, cluster.SnapshotsInstalled);
+                Interlocked.Add(ref changes, cluster.MembershipChanges);
+                Interlocked.Add(ref transfers, cluster.Transfers);
+                Interlocked.Add(ref operations, cluster.History.Count);
             }
             catch (Exception e)
             {
@@ -52,7 +61,9 @@ public sealed class SimulationTests(ITestOutputHelper output)
             }
         });
         output.WriteLine($"{count} seeds from {first}, {ticks} ticks each, in {clock.Elapsed.TotalSeconds:F1} s: " +
-            $"{committed} entries committed, {leaders} terms with a leader, {crashes} crashes, {messages} messages sent");
+            $"{committed} entries committed, {leaders} terms with a leader, {crashes} crashes, {messages} messages sent, " +
+            $"{snapshots} snapshots taken, {installs} installed from a leader, {changes} membership changes, {transfers} transfers, " +
+            $"{operations} client operations checked for linearizability");
 
         foreach ((int seed, string message) in failures.OrderBy(f => f.Seed).Take(10))
         {
