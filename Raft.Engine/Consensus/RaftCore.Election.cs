@@ -108,11 +108,13 @@ public sealed partial class RaftCore
 
     /// <summary>
     /// RequestVote receiver (Figure 2), with the pre-vote variant that grants without remembering.
-    /// Only voters vote: a learner (or a server outside the configuration) never does.
+    /// A server answers whatever its own configuration says (dissertation 4.2.3): a learner that was promoted may not
+    /// know it yet, and the cluster can need its vote. Whether a vote counts is the candidate's business: it counts
+    /// only the voters of its configuration.
     /// </summary>
     private void HandleRequestVote(RequestVote request)
     {
-        bool canVote = Configuration.IsVoter(Id) && (
+        bool canVote = (
             VotedFor == request.From
             || (VotedFor == null && LeaderId == null)
             || (request.PreVote && request.Term > Term));

@@ -84,7 +84,7 @@ public sealed partial class RaftCore
         {
             return new AdminResult(AdminStatus.NotLeader, 0, LeaderId, LeaderId is null ? "no leader is known" : $"not the leader; try {LeaderId}");
         }
-        if (TermAt(CommitIndex) != Term)
+        if (_rules.ChangeOnlyAfterOwnTermCommit && TermAt(CommitIndex) != Term)
         {
             return Refuse(AdminStatus.InProgress, "this leader has not yet committed an entry of its term; retry shortly");
         }
@@ -117,7 +117,7 @@ public sealed partial class RaftCore
             if (member != Id && !_progress.ContainsKey(member))
             {
                 _progress[member] = new Progress(_log.LastIndex + 1, _options.MaxInflightMessages) { RecentActive = true };
-                _broadcastPending = true;
+                SendAppend(member, sendIfEmpty: true); // probe at once: a new server usually has nothing
             }
         }
         foreach (string gone in _progress.Keys.Where(p => !Configuration.IsMember(p)).ToList())

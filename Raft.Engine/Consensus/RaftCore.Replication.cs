@@ -204,13 +204,15 @@ public sealed partial class RaftCore
         OnCommitAdvanced();
     }
 
-    /// <summary>Leader-side consequences of commitment: waiting reads may start; a removed leader steps down.</summary>
+    /// <summary>Leader-side consequences of commitment: waiting reads may start, a learner may be promoted, a removed leader steps down.</summary>
     private void OnCommitAdvanced()
     {
         StartReadsAwaitingCommit();
         if (!CommittedConfiguration.IsVoter(Id))
         {
             BecomeFollower(Term, null); // its own removal is committed: leave, without campaigning again
+            return;
         }
+        AdvanceCatchUp();
     }
 }

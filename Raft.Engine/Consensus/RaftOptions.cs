@@ -70,4 +70,10 @@ internal sealed record RuleSwitches
 
     /// <summary>A voter compares logs before granting (section 5.4.1).</summary>
     public bool CheckCandidateLogUpToDate { get; init; } = true;
+
+    /// <summary>A leader changes the configuration only after committing an entry of its own term (the 2015 fix).</summary>
+    public bool ChangeOnlyAfterOwnTermCommit { get; init; } = true;
+
+    /// <summary>A read index is answered only after a majority confirms this node still leads.</summary>
+    public bool ConfirmReadsWithQuorum { get; init; } = true;
 }

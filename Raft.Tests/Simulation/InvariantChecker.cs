@@ -24,6 +24,7 @@ internal sealed class InvariantChecker
     private readonly List<Committed> _committed = []; // index i at [i - 1]
     private readonly Dictionary<long, long> _highestCommittedByTerm = []; // commit term -> highest index committed in it
     private readonly List<ulong> _applied = []; // index i at [i - 1]: the chain of the first entry applied there
+    private readonly Dictionary<(long Term, string Candidate), HashSet<string>> _votes = [];
 
     private sealed class Mirror
     {
@@ -59,6 +60,10 @@ internal sealed class InvariantChecker
             if (_leaderOfTerm.TryGetValue(core.Term, out string? other) && other != core.Id)
             {
                 throw new InvariantViolation("Election Safety", $"{other} and {core.Id} are both leaders of term {core.Term}");
+            }
+            if (mirror.LeaderTerm != core.Term)
+            {
+                CheckElection(core);
             }
             _leaderOfTerm[core.Term] = core.Id;
             if (mirror.LeaderTerm == core.Term && truncatedAt > 0)
@@ -220,12 +225,28 @@ internal sealed class InvariantChecker
         mirror.AppliedIndex = index;
     }
 
-    /// <summary>Only voters vote: a learner, or a server outside its configuration, never grants a vote.</summary>
-    public static void OnSent(RaftCore sender, RaftMessage message)
+    /// <summary>Records every vote granted, so that each election can be checked against the winner's configuration.</summary>
+    public void OnSent(RaftMessage message)
     {
-        if (message is RequestVoteResponse { Granted: true, PreVote: false } && !sender.Configuration.IsVoter(sender.Id))
+        if (message is RequestVoteResponse { Granted: true, PreVote: false })
         {
-            throw new InvariantViolation("Learners never vote", $"{sender.Id} granted a vote in term {message.Term} while not a voter ({sender.Configuration})");
+            if (!_votes.TryGetValue((message.Term, message.To), out HashSet<string>? voters))
+            {
+                voters = new HashSet<string>(StringComparer.Ordinal);
+                _votes[(message.Term, message.To)] = voters;
+            }
+            voters.Add(message.From);
+        }
+    }
+
+    /// <summary>A leader was elected by a majority of the voters of its configuration: learners' votes never count.</summary>
+    private void CheckElection(RaftCore leader)
+    {
+        HashSet<string> granted = _votes.GetValueOrDefault((leader.Term, leader.Id)) ?? [];
+        int votes = leader.Configuration.Voters.Count(v => v == leader.Id || granted.Contains(v));
+        if (votes < leader.Configuration.QuorumSize)
+        {
+            throw new InvariantViolation("Elections need a majority of voters", $"{leader.Id} leads term {leader.Term} with {votes} votes of the voters in {leader.Configuration} (granted by {string.Join(",", granted)})");
         }
     }
 

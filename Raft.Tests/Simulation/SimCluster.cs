@@ -310,6 +310,15 @@ internal sealed partial class SimCluster
 
     public ProposeResult Propose(string id, string text) => Propose(id, KvCommand.Put(text, text).Encode());
 
+    /// <summary>Runs an admin call (membership change, transfer, read) on a server's core and carries out its output.</summary>
+    public T Call<T>(string id, Func<RaftCore, T> action)
+    {
+        SimServer server = _servers[id];
+        T result = action(server.Up);
+        Process(server);
+        return result;
+    }
+
     /// <summary>One tick: every live server ticks, then every message due is delivered.</summary>
     public void TickAll()
     {
@@ -470,7 +479,7 @@ internal sealed partial class SimCluster
             }
             foreach (RaftMessage message in ready.Messages)
             {
-                InvariantChecker.OnSent(core, message);
+                Checker.OnSent(message);
                 Network.Send(message, Now);
             }
             if (ready.SnapshotToInstall is { } installed)

@@ -108,6 +108,12 @@ internal sealed class SimNetwork(Random random)
 
     public void HealAll() => _cut.Clear();
 
+    public void Heal(string a, string b)
+    {
+        _cut.Remove((a, b));
+        _cut.Remove((b, a));
+    }
+
     public bool HasCuts => _cut.Count > 0;
 
     /// <summary>Forgets every message in flight from <paramref name="from"/> (used by scripted scenarios).</summary>

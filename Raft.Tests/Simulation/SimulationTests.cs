@@ -10,6 +10,7 @@ namespace Raft.Tests.Simulation;
 /// Environment: RAFT_SIM_SEEDS (how many seeds, default 510), RAFT_SIM_TICKS (ticks per seed, default 2000),
 /// RAFT_SIM_SEED (replay one seed), RAFT_SIM_FIRST_SEED (where the range starts, default 1).
 /// </summary>
+[Collection(CpuHeavyCollection.Name)]
 public sealed class SimulationTests(ITestOutputHelper output)
 {
     internal static int EnvInt(string name, int fallback) =>
