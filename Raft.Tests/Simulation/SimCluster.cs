@@ -76,6 +76,13 @@ internal sealed partial class SimCluster
     public long MembershipChanges { get; private set; }
     public long Transfers { get; private set; }
 
+    /// <summary>Every read state and notice any server produced, for scripted scenarios.</summary>
+    public List<(string Server, ReadState Read)> ReadStates { get; } = [];
+    public List<(string Server, RaftNotice Notice)> Notices { get; } = [];
+
+    /// <summary>Raised for each message just before it reaches a live server.</summary>
+    public event Action<RaftMessage>? Delivering;
+
     public SimServer this[string id] => _servers[id];
     public IEnumerable<SimServer> Servers => Ids.Select(id => _servers[id]);
 
@@ -357,6 +364,7 @@ internal sealed partial class SimCluster
             SimServer target = _servers[message.To];
             if (target.IsUp)
             {
+                Delivering?.Invoke(message);
                 target.Up.Step(message);
                 Process(target);
             }
@@ -396,6 +404,22 @@ internal sealed partial class SimCluster
         {
             throw new InvalidOperationException($"{id} did not become leader: {Describe()}");
         }
+    }
+
+    /// <summary>Ticks everyone until some server wins an election; delivery stops the moment it does.</summary>
+    public SimServer ElectAnyLeader(int maxTicks = 1000)
+    {
+        for (int i = 0; i < maxTicks && Leader is null; i++)
+        {
+            Now++;
+            foreach (SimServer server in Servers.Where(s => s.IsUp))
+            {
+                server.Up.Tick();
+                Process(server);
+            }
+            DeliverUntil(() => Leader != null);
+        }
+        return Leader ?? throw new InvalidOperationException($"no leader: {Describe()}");
     }
 
     public void Crash(string id)
@@ -500,7 +524,12 @@ internal sealed partial class SimCluster
             }
             foreach (ReadState read in ready.ReadStates ?? [])
             {
+                ReadStates.Add((server.Id, read));
                 OnReadState(server.Id, read);
+            }
+            foreach (RaftNotice notice in ready.Notices ?? [])
+            {
+                Notices.Add((server.Id, notice));
             }
             core.Advance(ready);
         }
