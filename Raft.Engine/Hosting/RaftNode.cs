@@ -27,6 +27,7 @@ public sealed class RaftNode : IAsyncDisposable
     private readonly Dictionary<long, TaskCompletionSource> _readsAwaitingIndex = [];
     private readonly List<(long Index, TaskCompletionSource Completion)> _readsAwaitingApply = [];
     private readonly List<PendingAdmin> _admin = [];
+    private readonly List<Action> _completions = [];
     private long _nextReadId;
 
     private RaftCore? _core;
@@ -171,6 +172,12 @@ public sealed class RaftNode : IAsyncDisposable
                 CompleteAdminWaiters(core);
                 RaftNodeStatus after = RaftNodeStatus.Of(core);
                 _status = after;
+                // Callers resume only now, so that what they read from Status is at least as new as their answer.
+                foreach (Action complete in _completions)
+                {
+                    complete();
+                }
+                _completions.Clear();
                 PublishStateChanges(before, after);
             }
         }
@@ -213,7 +220,7 @@ public sealed class RaftNode : IAsyncDisposable
                 {
                     await TakeSnapshotAsync(core, cancellationToken);
                 }
-                snapshot.Completion.TrySetResult();
+                _completions.Add(() => snapshot.Completion.TrySetResult());
                 break;
             case AdminInput admin:
                 AdminResult answer = admin.Kind switch
@@ -292,7 +299,7 @@ public sealed class RaftNode : IAsyncDisposable
         {
             if (waiter.Term == entry.Term)
             {
-                waiter.Completion.TrySetResult(result);
+                _completions.Add(() => waiter.Completion.TrySetResult(result));
             }
             else
             {
@@ -344,7 +351,8 @@ public sealed class RaftNode : IAsyncDisposable
         {
             if (_readsAwaitingApply[i].Index <= applied)
             {
-                _readsAwaitingApply[i].Completion.TrySetResult();
+                TaskCompletionSource read = _readsAwaitingApply[i].Completion;
+                _completions.Add(() => read.TrySetResult());
                 _readsAwaitingApply.RemoveAt(i);
             }
         }
@@ -380,7 +388,7 @@ public sealed class RaftNode : IAsyncDisposable
             };
             if (done)
             {
-                pending.Input.Completion.TrySetResult();
+                _completions.Add(() => pending.Input.Completion.TrySetResult());
                 _admin.Remove(pending);
             }
             else if (core.Term > pending.Term && (pending.Input.Kind != AdminKind.TransferLeadership || core.LeaderId is { } other && other != id))
@@ -425,6 +433,11 @@ public sealed class RaftNode : IAsyncDisposable
 
     private void FailAllWaiters(Exception reason)
     {
+        foreach (Action complete in _completions)
+        {
+            complete(); // answers that were already decided still go out
+        }
+        _completions.Clear();
         foreach (PendingProposal waiter in _proposals.Values)
         {
             waiter.Completion.TrySetException(reason);

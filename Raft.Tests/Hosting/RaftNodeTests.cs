@@ -28,11 +28,12 @@ public sealed class RaftNodeTests : IAsyncLifetime
         Directory.Delete(_folder, recursive: true);
     }
 
-    private async Task<RaftNode> StartAsync(string id, ILogStore? store = null, TimeProvider? time = null)
+    private async Task<RaftNode> StartAsync(string id, ILogStore? store = null, TimeProvider? time = null, string[]? members = null, RaftOptions? raft = null)
     {
         var machine = new KeyValueStateMachine();
         _machines[id] = machine;
-        var node = new RaftNode(new RaftNodeOptions { Id = id, Members = Members }, store ?? new MemoryLogStore(), machine, _network.TransportFor(id), time);
+        var options = new RaftNodeOptions { Id = id, Members = members ?? Members, Raft = raft ?? new RaftOptions() };
+        var node = new RaftNode(options, store ?? new MemoryLogStore(), machine, _network.TransportFor(id), time);
         _network.Attach(node);
         await node.StartAsync();
         _nodes.Add(node);
@@ -205,6 +206,94 @@ public sealed class RaftNodeTests : IAsyncLifetime
         Assert.Contains(applied, a => a.Kind == EntryKind.Command);
         long[] commits = mine.OfType<CommitAdvanced>().Select(c => c.CommitIndex).ToArray();
         Assert.Equal(commits.Order(), commits);
+    }
+
+    [Fact]
+    public async Task A_linearizable_read_on_a_follower_sees_a_write_acknowledged_before_it()
+    {
+        foreach (string id in Members)
+        {
+            await StartAsync(id);
+        }
+        RaftNode leader = await WaitForLeaderAsync();
+        RaftNode follower = _nodes.First(n => n != leader);
+        for (int i = 0; i < 20; i++)
+        {
+            await PutAsync(leader, "x", $"{i}");
+            await follower.LinearizableReadAsync();
+            Assert.Equal($"{i}", _machines[follower.Id].GetLocal("x"));
+        }
+    }
+
+    [Fact]
+    public async Task Servers_are_added_and_removed_and_leadership_is_transferred()
+    {
+        foreach (string id in Members)
+        {
+            await StartAsync(id);
+        }
+        RaftNode leader = await WaitForLeaderAsync();
+        await PutAsync(leader, "before", "join");
+        RaftNode joining = await StartAsync("n4", members: []); // a new, empty server: it waits to be added
+
+        await leader.AddServerAsync("n4");
+        Assert.True(leader.Status.CommittedConfiguration.IsVoter("n4"));
+        await WaitUntilAsync(() => _machines["n4"].GetLocal("before") == "join");
+
+        await leader.TransferLeadershipAsync("n4");
+        await WaitUntilAsync(() => joining.Status.Role == Role.Leader);
+        Assert.Equal("n4", leader.Status.LeaderId);
+
+        await PutAsync(joining, "after", "transfer"); // a write in its term: from now on it may change the configuration
+        await joining.RemoveServerAsync(leader.Id);
+        Assert.False(joining.Status.CommittedConfiguration.IsMember(leader.Id));
+        Assert.Equal(3, joining.Status.Configuration.Voters.Count);
+
+        var refusal = await Assert.ThrowsAsync<RaftAdminException>(() => joining.RemoveServerAsync("nobody"));
+        Assert.Equal(AdminStatus.UnknownServer, refusal.Status);
+        var notLeader = await Assert.ThrowsAsync<RaftAdminException>(() => _nodes.First(n => n.Id == "n2" || n.Id == "n3").AddServerAsync("n5"));
+        Assert.Equal(AdminStatus.NotLeader, notLeader.Status);
+    }
+
+    [Fact]
+    public async Task A_snapshot_survives_a_restart_and_a_new_server_catches_up_through_InstallSnapshot()
+    {
+        var raft = new RaftOptions { SnapshotThreshold = 50, EntriesKeptAfterSnapshot = 0, SnapshotChunkSize = 32 };
+        string PathOf(string id) => Path.Combine(_folder, $"{id}.db");
+        foreach (string id in Members)
+        {
+            await StartAsync(id, SqliteLogStore.Open(PathOf(id)), raft: raft);
+        }
+        RaftNode leader = await WaitForLeaderAsync();
+        for (int i = 0; i < 120; i++)
+        {
+            await PutAsync(leader, $"k{i % 10}", $"v{i}");
+        }
+        await leader.TakeSnapshotAsync();
+        Assert.True(leader.Status.SnapshotIndex >= 120);
+        Assert.True(leader.Status.FirstIndex > 100); // compacted
+
+        var installed = new TaskCompletionSource<SnapshotInstalled>(TaskCreationOptions.RunContinuationsAsynchronously);
+        RaftNode joining = await StartAsync("n4", SqliteLogStore.Open(PathOf("n4")), members: [], raft: raft);
+        joining.EventRaised += e =>
+        {
+            if (e is SnapshotInstalled s)
+            {
+                installed.TrySetResult(s);
+            }
+        };
+        await leader.AddServerAsync("n4");
+        SnapshotInstalled install = await installed.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.True(install.Bytes > raft.SnapshotChunkSize, "the snapshot should have taken several chunks");
+        await WaitUntilAsync(() => _machines["n4"].GetLocal("k9") == "v119");
+
+        // Restart the new server from its files: snapshot plus log, nothing missing.
+        await joining.DisposeAsync();
+        _nodes.Remove(joining);
+        _network.Detach("n4");
+        RaftNode again = await StartAsync("n4", SqliteLogStore.Open(PathOf("n4")), members: [], raft: raft);
+        Assert.True(again.Status.SnapshotIndex > 0);
+        Assert.Equal("v119", _machines["n4"].GetLocal("k9")); // restored from the snapshot before any message arrived
     }
 
     /// <summary>A store that counts its saves and is slow enough (2 ms a save) for proposals to pile up, like a disk.</summary>
