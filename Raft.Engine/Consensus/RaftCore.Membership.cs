@@ -35,7 +35,8 @@ public sealed partial class RaftCore
     /// AddServer: appends a configuration with <paramref name="id"/> as a learner, catches it up in rounds, then appends
     /// one that makes it a voter. Done when that configuration commits; a <see cref="CatchUpFailed"/> notice if it never catches up.
     /// </summary>
-    public AdminResult AddServer(string id)
+    /// <param name="address">Where the server can be reached, recorded in the configuration for hosts that need it.</param>
+    public AdminResult AddServer(string id, string? address = null)
     {
         if (string.IsNullOrWhiteSpace(id) || id.Contains(',', StringComparison.Ordinal) || id.Contains(';', StringComparison.Ordinal))
         {
@@ -49,7 +50,7 @@ public sealed partial class RaftCore
         {
             return Refuse(AdminStatus.AlreadyMember, $"{id} is already a voter");
         }
-        long index = Configuration.IsLearner(id) ? _configurations.LatestIndex : AppendToLog(EntryKind.Configuration, Configuration.WithLearner(id).Encode()).Index;
+        long index = Configuration.IsLearner(id) ? _configurations.LatestIndex : AppendToLog(EntryKind.Configuration, Configuration.WithLearner(id, address).Encode()).Index;
         _catchUp = new CatchUp(id);
         StartCatchUpRound(_catchUp);
         return new AdminResult(AdminStatus.Accepted, index, Id, $"{id} joins as a learner and becomes a voter once it has caught up");

@@ -66,7 +66,7 @@ public sealed class RaftNode : IAsyncDisposable
             await _stateMachine.RestoreSnapshotAsync(new MemoryStream(snapshot.Data, writable: false), cancellationToken);
         }
         var random = new Random(_options.RandomSeed ?? Random.Shared.Next());
-        var bootstrap = _options.Members.Count > 0 ? new ClusterConfiguration(_options.Members) : ClusterConfiguration.Empty;
+        var bootstrap = _options.Members.Count > 0 ? new ClusterConfiguration(_options.Members, null, _options.Addresses) : ClusterConfiguration.Empty;
         _core = new RaftCore(_options.Id, bootstrap, _options.Raft, state, random);
         _status = RaftNodeStatus.Of(_core);
         _loop = Task.Run(RunAsync, CancellationToken.None);
@@ -101,9 +101,12 @@ public sealed class RaftNode : IAsyncDisposable
         await read.Completion.Task.WaitAsync(cancellationToken);
     }
 
-    /// <summary>Adds a server: it joins as a learner, catches up, then becomes a voter. Completes when that is committed.</summary>
-    public Task AddServerAsync(string id, CancellationToken cancellationToken = default) =>
-        AdminAsync(new AdminInput(AdminKind.AddServer, id), cancellationToken);
+    /// <summary>
+    /// Adds a server: it joins as a learner, catches up, then becomes a voter. Completes when that is committed.
+    /// <paramref name="address"/> is recorded in the configuration, where transports look peers up.
+    /// </summary>
+    public Task AddServerAsync(string id, string? address = null, CancellationToken cancellationToken = default) =>
+        AdminAsync(new AdminInput(AdminKind.AddServer, id) { Address = address }, cancellationToken);
 
     /// <summary>Removes a server (the leader itself included). Completes when the new configuration is committed.</summary>
     public Task RemoveServerAsync(string id, CancellationToken cancellationToken = default) =>
@@ -116,6 +119,17 @@ public sealed class RaftNode : IAsyncDisposable
     /// <summary>Takes a snapshot now (of the state as applied) and compacts the log. Completes when it is stored.</summary>
     public Task TakeSnapshotAsync(CancellationToken cancellationToken = default) =>
         AdminAsync(new AdminInput(AdminKind.TakeSnapshot, ""), cancellationToken);
+
+    /// <summary>
+    /// Up to <paramref name="max"/> log entries from <paramref name="from"/> on (clamped to what the node holds in memory),
+    /// read on the node's loop, for observers such as the event hub.
+    /// </summary>
+    public async Task<IReadOnlyList<LogEntry>> ReadLogAsync(long from, int max, CancellationToken cancellationToken = default)
+    {
+        var read = new LogReadInput(from, max, new TaskCompletionSource<IReadOnlyList<LogEntry>>(TaskCreationOptions.RunContinuationsAsynchronously));
+        Enqueue(read);
+        return await read.Completion.Task.WaitAsync(cancellationToken);
+    }
 
     private async Task AdminAsync(AdminInput input, CancellationToken cancellationToken)
     {
@@ -210,6 +224,16 @@ public sealed class RaftNode : IAsyncDisposable
                     proposal.Completion.TrySetException(new NotLeaderException(Id, result.LeaderHint, reason));
                 }
                 break;
+            case LogReadInput logRead:
+                long first = Math.Max(logRead.From, core.FirstIndex);
+                long last = Math.Min(core.LastIndex, first + logRead.Max - 1);
+                LogEntry[] entries = new LogEntry[Math.Max(0, last - first + 1)];
+                for (long i = first; i <= last; i++)
+                {
+                    entries[i - first] = core.EntryAt(i);
+                }
+                logRead.Completion.TrySetResult(entries);
+                break;
             case ReadInput read:
                 long requestId = ++_nextReadId;
                 _readsAwaitingIndex[requestId] = read.Completion;
@@ -225,7 +249,7 @@ public sealed class RaftNode : IAsyncDisposable
             case AdminInput admin:
                 AdminResult answer = admin.Kind switch
                 {
-                    AdminKind.AddServer => core.AddServer(admin.ServerId),
+                    AdminKind.AddServer => core.AddServer(admin.ServerId, admin.Address),
                     AdminKind.RemoveServer => core.RemoveServer(admin.ServerId),
                     _ => core.TransferLeadership(admin.ServerId),
                 };
@@ -467,6 +491,9 @@ public sealed class RaftNode : IAsyncDisposable
                 case AdminInput admin:
                     admin.Completion.TrySetException(reason);
                     break;
+                case LogReadInput logRead:
+                    logRead.Completion.TrySetException(reason);
+                    break;
             }
         }
     }
@@ -484,6 +511,8 @@ public sealed class RaftNode : IAsyncDisposable
 
     private sealed record ReadInput(TaskCompletionSource Completion) : Input;
 
+    private sealed record LogReadInput(long From, int Max, TaskCompletionSource<IReadOnlyList<LogEntry>> Completion) : Input;
+
     private enum AdminKind
     {
         AddServer,
@@ -494,6 +523,8 @@ public sealed class RaftNode : IAsyncDisposable
 
     private sealed record AdminInput(AdminKind Kind, string ServerId) : Input
     {
+        public string? Address { get; init; }
+
         public TaskCompletionSource Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 

@@ -12,6 +12,9 @@ public sealed record RaftNodeOptions
     /// </summary>
     public required IReadOnlyCollection<string> Members { get; init; }
 
+    /// <summary>Where the initial members can be reached (id to address), recorded in the bootstrap configuration.</summary>
+    public IReadOnlyDictionary<string, string>? Addresses { get; init; }
+
     public RaftOptions Raft { get; init; } = new();
 
     /// <summary>The length of one core tick. With the default 10 ms, elections time out after 150-300 ms.</summary>

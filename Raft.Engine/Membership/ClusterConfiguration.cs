@@ -10,10 +10,18 @@ public sealed class ClusterConfiguration : IEquatable<ClusterConfiguration>
 {
     public static ClusterConfiguration Empty { get; } = new([]);
 
-    public ClusterConfiguration(IEnumerable<string> voters, IEnumerable<string>? learners = null)
+    /// <param name="addresses">Where members can be reached (id to address), for hosts whose transport needs it; the core ignores it.</param>
+    public ClusterConfiguration(IEnumerable<string> voters, IEnumerable<string>? learners = null, IReadOnlyDictionary<string, string>? addresses = null)
     {
         Voters = new SortedSet<string>(voters, StringComparer.Ordinal);
         Learners = new SortedSet<string>(learners ?? [], StringComparer.Ordinal);
+        Addresses = new SortedDictionary<string, string>(
+            (addresses ?? new Dictionary<string, string>()).Where(a => Voters.Contains(a.Key) || Learners.Contains(a.Key)).ToDictionary(a => a.Key, a => a.Value),
+            StringComparer.Ordinal);
+        if (Addresses.Values.Any(a => a.Contains(',', StringComparison.Ordinal) || a.Contains(';', StringComparison.Ordinal) || a.Contains('=', StringComparison.Ordinal)))
+        {
+            throw new ArgumentException("Addresses must contain no ',', ';' or '='.", nameof(addresses));
+        }
         if (Voters.Overlaps(Learners))
         {
             throw new ArgumentException("A server cannot be both voter and learner.", nameof(learners));
@@ -26,6 +34,7 @@ public sealed class ClusterConfiguration : IEquatable<ClusterConfiguration>
 
     public IReadOnlySet<string> Voters { get; }
     public IReadOnlySet<string> Learners { get; }
+    public IReadOnlyDictionary<string, string> Addresses { get; }
     public IEnumerable<string> Members => Voters.Concat(Learners);
 
     public int QuorumSize => (Voters.Count / 2) + 1;
@@ -50,29 +59,34 @@ public sealed class ClusterConfiguration : IEquatable<ClusterConfiguration>
         return matches[QuorumSize - 1];
     }
 
-    public ClusterConfiguration WithLearner(string id) => new(Voters, Learners.Append(id));
+    public ClusterConfiguration WithLearner(string id, string? address = null) =>
+        new(Voters, Learners.Append(id), address is null ? Addresses : new Dictionary<string, string>(Addresses) { [id] = address });
 
-    public ClusterConfiguration WithVoter(string id) => new(Voters.Append(id), Learners.Where(l => l != id));
+    public ClusterConfiguration WithVoter(string id) => new(Voters.Append(id), Learners.Where(l => l != id), Addresses);
 
-    public ClusterConfiguration Without(string id) => new(Voters.Where(v => v != id), Learners.Where(l => l != id));
+    public ClusterConfiguration Without(string id) => new(Voters.Where(v => v != id), Learners.Where(l => l != id), Addresses);
 
-    /// <summary>The bytes of a configuration log entry.</summary>
-    public byte[] Encode() => Encoding.UTF8.GetBytes($"{string.Join(',', Voters)};{string.Join(',', Learners)}");
+    /// <summary>The bytes of a configuration log entry: "voters;learners;id=address,...".</summary>
+    public byte[] Encode() =>
+        Encoding.UTF8.GetBytes($"{string.Join(',', Voters)};{string.Join(',', Learners)};{string.Join(',', Addresses.Select(a => $"{a.Key}={a.Value}"))}");
 
     public static ClusterConfiguration Decode(byte[] data)
     {
-        string text = Encoding.UTF8.GetString(data);
-        int split = text.IndexOf(';', StringComparison.Ordinal);
-        if (split < 0)
+        string[] parts = Encoding.UTF8.GetString(data).Split(';');
+        if (parts.Length is < 2 or > 3)
         {
             throw new FormatException("not a configuration");
         }
-        static string[] Ids(string list) => list.Length == 0 ? [] : list.Split(',');
-        return new ClusterConfiguration(Ids(text[..split]), Ids(text[(split + 1)..]));
+        static string[] Items(string list) => list.Length == 0 ? [] : list.Split(',');
+        var addresses = parts.Length == 3
+            ? Items(parts[2]).Select(item => item.Split('=', 2)).ToDictionary(kv => kv[0], kv => kv.Length == 2 ? kv[1] : throw new FormatException($"bad address '{kv[0]}'"))
+            : null;
+        return new ClusterConfiguration(Items(parts[0]), Items(parts[1]), addresses);
     }
 
     public bool Equals(ClusterConfiguration? other) =>
-        other != null && Voters.SetEquals(other.Voters) && Learners.SetEquals(other.Learners);
+        other != null && Voters.SetEquals(other.Voters) && Learners.SetEquals(other.Learners)
+        && Addresses.Count == other.Addresses.Count && Addresses.All(a => other.Addresses.TryGetValue(a.Key, out string? b) && a.Value == b);
 
     public override bool Equals(object? obj) => Equals(obj as ClusterConfiguration);
 

@@ -1,0 +1,180 @@
+using System.Globalization;
+using System.Text.Json;
+using Grpc.Core;
+using Raft.Node.Hosting;
+using Raft.Node.Protocol;
+
+namespace Raft.Node.Client;
+
+/// <summary>The operator's command line, in the style of etcdctl: <c>Raft.Node put k v --endpoints http://127.0.0.1:7001</c>.</summary>
+public static class Cli
+{
+    public static readonly IReadOnlySet<string> Verbs = new HashSet<string>(StringComparer.Ordinal)
+    {
+        "put", "get", "delete", "cas", "status", "members", "add", "remove", "transfer", "snapshot", "faults", "heal",
+    };
+
+    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
+
+    public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter error)
+    {
+        var positional = new List<string>();
+        var flags = new Dictionary<string, string>(StringComparer.Ordinal);
+        for (int i = 0; i < args.Length; i++)
+        {
+            if (args[i].StartsWith("--", StringComparison.Ordinal))
+            {
+                bool hasValue = i + 1 < args.Length && !args[i + 1].StartsWith("--", StringComparison.Ordinal) && args[i] is not ("--json" or "--stale" or "--isolate");
+                flags[args[i][2..]] = hasValue ? args[++i] : "true";
+            }
+            else
+            {
+                positional.Add(args[i]);
+            }
+        }
+        string verb = positional[0];
+        string[] rest = [.. positional.Skip(1)];
+        bool json = flags.ContainsKey("json");
+        string endpoints = flags.GetValueOrDefault("endpoints") ?? Environment.GetEnvironmentVariable("RAFT_ENDPOINTS") ?? "http://127.0.0.1:7001";
+        using var client = new RaftClient(endpoints.Split(','));
+
+        void Print(object value, string text)
+        {
+            output.WriteLine(json ? JsonSerializer.Serialize(value, Json) : text);
+        }
+
+        string Arg(int i, string name) => i < rest.Length ? rest[i] : throw new ArgumentException($"{verb}: missing <{name}>");
+
+        try
+        {
+            switch (verb)
+            {
+                case "put":
+                {
+                    PutReply reply = await client.PutAsync(Arg(0, "key"), Arg(1, "value"));
+                    Print(new { ok = true, previous = reply.HasPrevious ? reply.Previous : null, servedBy = reply.ServedBy, redirects = client.LastRedirects },
+                        $"OK{(reply.HasPrevious ? $" (was {reply.Previous})" : "")}  [served by {reply.ServedBy}{Redirects(client)}]");
+                    break;
+                }
+                case "get":
+                {
+                    GetReply reply = await client.GetAsync(Arg(0, "key"), flags.ContainsKey("stale"));
+                    Print(new { found = reply.Found, value = reply.Found ? reply.Value : null, servedBy = reply.ServedBy },
+                        reply.Found ? reply.Value : $"(not found)  [served by {reply.ServedBy}]");
+                    return reply.Found ? 0 : 1;
+                }
+                case "delete":
+                {
+                    DeleteReply reply = await client.DeleteAsync(Arg(0, "key"));
+                    Print(new { deleted = reply.Deleted, previous = reply.HasPrevious ? reply.Previous : null, servedBy = reply.ServedBy },
+                        reply.Deleted ? $"deleted (was {reply.Previous})" : "(not found)");
+                    return reply.Deleted ? 0 : 1;
+                }
+                case "cas":
+                {
+                    static string? Absent(string s) => s == "-" ? null : s;
+                    CompareAndSwapReply reply = await client.CompareAndSwapAsync(Arg(0, "key"), Absent(Arg(1, "expected")), Absent(Arg(2, "new")));
+                    Print(new { swapped = reply.Swapped, current = reply.HasCurrent ? reply.Current : null, servedBy = reply.ServedBy },
+                        reply.Swapped ? "swapped" : $"not swapped: the value is {(reply.HasCurrent ? reply.Current : "(absent)")}");
+                    return reply.Swapped ? 0 : 1;
+                }
+                case "status":
+                case "members":
+                {
+                    var all = await client.StatusOfAllAsync();
+                    if (json)
+                    {
+                        output.WriteLine(JsonSerializer.Serialize(all.Select(s => new { s.Endpoint, Status = s.Status?.ToString(), s.Error }), Json));
+                        break;
+                    }
+                    if (verb == "status")
+                    {
+                        output.WriteLine($"{"NODE",-8} {"ENDPOINT",-26} {"ROLE",-12} {"TERM",5} {"LEADER",-8} {"COMMIT",7} {"APPLIED",7} {"LAST",7} {"SNAP",7} FAULTS");
+                        foreach ((string endpoint, NodeStatus? s, string? failure) in all)
+                        {
+                            output.WriteLine(s is null
+                                ? $"{"?",-8} {endpoint,-26} unreachable: {failure}"
+                                : string.Create(CultureInfo.InvariantCulture, $"{s.Id,-8} {endpoint,-26} {s.Role,-12} {s.Term,5} {s.LeaderId,-8} {s.CommitIndex,7} {s.AppliedIndex,7} {s.LastIndex,7} {s.SnapshotIndex,7} {Faults(s.Faults)}"));
+                        }
+                    }
+                    else
+                    {
+                        NodeStatus? s = all.Select(a => a.Status).FirstOrDefault(x => x?.Role == "Leader") ?? all.Select(a => a.Status).FirstOrDefault(x => x != null);
+                        if (s is null)
+                        {
+                            error.WriteLine("no endpoint answered");
+                            return 2;
+                        }
+                        output.WriteLine($"{"ID",-8} {"ADDRESS",-26} {"VOTER",-6} {"MATCH",7} {"NEXT",7} STATE");
+                        foreach (Member m in s.Members)
+                        {
+                            output.WriteLine($"{m.Id,-8} {m.Address,-26} {(m.Voter ? "yes" : "no"),-6} {m.MatchIndex,7} {m.NextIndex,7} {m.ReplicationState}");
+                        }
+                    }
+                    break;
+                }
+                case "add":
+                {
+                    AdminReply reply = await client.LeaderAdminAsync(async (admin, token) => await admin.AddServerAsync(new AddServerRequest { Id = Arg(0, "id"), Address = Arg(1, "grpc-url") }, cancellationToken: token));
+                    Print(new { message = reply.Message }, reply.Message);
+                    break;
+                }
+                case "remove":
+                {
+                    AdminReply reply = await client.LeaderAdminAsync(async (admin, token) => await admin.RemoveServerAsync(new RemoveServerRequest { Id = Arg(0, "id") }, cancellationToken: token));
+                    Print(new { message = reply.Message }, reply.Message);
+                    break;
+                }
+                case "transfer":
+                {
+                    AdminReply reply = await client.LeaderAdminAsync(async (admin, token) => await admin.TransferLeadershipAsync(new TransferLeadershipRequest { Id = Arg(0, "id") }, cancellationToken: token));
+                    Print(new { message = reply.Message }, reply.Message);
+                    break;
+                }
+                case "snapshot":
+                {
+                    string node = flags.GetValueOrDefault("node") ?? endpoints.Split(',')[0];
+                    AdminReply reply = await client.AdminOf(node).TakeSnapshotAsync(new TakeSnapshotRequest());
+                    Print(new { message = reply.Message }, reply.Message);
+                    break;
+                }
+                case "faults":
+                {
+                    var spec = new FaultSpec
+                    {
+                        Isolate = flags.ContainsKey("isolate"),
+                        DropRate = double.Parse(flags.GetValueOrDefault("drop") ?? "0", CultureInfo.InvariantCulture),
+                        MaxDelayMs = int.Parse(flags.GetValueOrDefault("delay-ms") ?? "0", CultureInfo.InvariantCulture),
+                    };
+                    spec.CutPeers.AddRange((flags.GetValueOrDefault("cut") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries));
+                    AdminReply reply = await client.AdminOf(Arg(0, "node-url")).SetFaultsAsync(spec);
+                    Print(new { message = reply.Message }, reply.Message);
+                    break;
+                }
+                case "heal":
+                {
+                    AdminReply reply = await client.AdminOf(Arg(0, "node-url")).HealAsync(new HealRequest());
+                    Print(new { message = reply.Message }, reply.Message);
+                    break;
+                }
+            }
+            return 0;
+        }
+        catch (RpcException e)
+        {
+            error.WriteLine($"error: {e.StatusCode}: {e.Status.Detail}");
+            return 2;
+        }
+        catch (Exception e) when (e is ArgumentException or FormatException)
+        {
+            error.WriteLine($"error: {e.Message}");
+            error.WriteLine(NodeOptions.HelpText);
+            return 2;
+        }
+    }
+
+    private static string Redirects(RaftClient client) => client.LastRedirects.Count == 0 ? "" : $", redirected {string.Join(", ", client.LastRedirects)}";
+
+    private static string Faults(FaultSpec f) =>
+        f.Isolate ? "isolated" : f.CutPeers.Count > 0 ? $"cut {string.Join(",", f.CutPeers)}" : f.DropRate > 0 || f.MaxDelayMs > 0 ? $"drop {f.DropRate:P0} delay {f.MaxDelayMs}ms" : "-";
+}

@@ -1,0 +1,168 @@
+using Grpc.Core;
+using Grpc.Net.Client;
+using Raft.Node.Protocol;
+using Raft.Node.Services;
+
+namespace Raft.Node.Client;
+
+/// <summary>
+/// A well-behaved client of the cluster: it remembers the leader, follows FAILED_PRECONDITION redirects (the leader
+/// trailers), tries the other endpoints when one is down or has no leader, and numbers its writes with a session so that
+/// a retried write is applied once.
+/// </summary>
+public sealed class RaftClient : IDisposable
+{
+    private readonly Dictionary<string, GrpcChannel> _channels = new(StringComparer.Ordinal);
+    private readonly List<string> _endpoints;
+    private readonly Lock _lock = new();
+    private string? _preferred;
+    private long _sequence;
+
+    public RaftClient(IEnumerable<string> endpoints, string? clientId = null)
+    {
+        _endpoints = endpoints.Select(e => e.Trim()).Where(e => e.Length > 0).Distinct().ToList();
+        if (_endpoints.Count == 0)
+        {
+            throw new ArgumentException("at least one endpoint is needed", nameof(endpoints));
+        }
+        ClientId = clientId ?? $"client-{Guid.NewGuid():N}";
+    }
+
+    public string ClientId { get; }
+
+    /// <summary>How long one operation may take, retries included.</summary>
+    public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>The endpoint that served the last request (after any redirect).</summary>
+    public string? LastServedBy { get; private set; }
+
+    /// <summary>Redirects followed by the last request, for display ("n2 -> n1").</summary>
+    public IReadOnlyList<string> LastRedirects { get; private set; } = [];
+
+    private Session NextSession() => new() { ClientId = ClientId, Sequence = Interlocked.Increment(ref _sequence) };
+
+    public Task<PutReply> PutAsync(string key, string value, CancellationToken cancellationToken = default)
+    {
+        var request = new PutRequest { Session = NextSession(), Key = key, Value = value };
+        return CallAsync(channel => new KeyValue.KeyValueClient(channel).PutAsync(request, cancellationToken: cancellationToken).ResponseAsync, cancellationToken);
+    }
+
+    public Task<GetReply> GetAsync(string key, bool stale = false, CancellationToken cancellationToken = default)
+    {
+        var request = new GetRequest { Key = key, Stale = stale };
+        return CallAsync(channel => new KeyValue.KeyValueClient(channel).GetAsync(request, cancellationToken: cancellationToken).ResponseAsync, cancellationToken);
+    }
+
+    public Task<DeleteReply> DeleteAsync(string key, CancellationToken cancellationToken = default)
+    {
+        var request = new DeleteRequest { Session = NextSession(), Key = key };
+        return CallAsync(channel => new KeyValue.KeyValueClient(channel).DeleteAsync(request, cancellationToken: cancellationToken).ResponseAsync, cancellationToken);
+    }
+
+    /// <summary>Sets <paramref name="key"/> to <paramref name="value"/> if it holds <paramref name="expected"/> (null: absent; a null value deletes).</summary>
+    public Task<CompareAndSwapReply> CompareAndSwapAsync(string key, string? expected, string? value, CancellationToken cancellationToken = default)
+    {
+        var request = new CompareAndSwapRequest { Session = NextSession(), Key = key };
+        if (expected != null)
+        {
+            request.Expected = expected;
+        }
+        if (value != null)
+        {
+            request.Value = value;
+        }
+        return CallAsync(channel => new KeyValue.KeyValueClient(channel).CompareAndSwapAsync(request, cancellationToken: cancellationToken).ResponseAsync, cancellationToken);
+    }
+
+    /// <summary>An admin call that must reach the leader (membership, transfer).</summary>
+    public Task<T> LeaderAdminAsync<T>(Func<Admin.AdminClient, CancellationToken, Task<T>> call, CancellationToken cancellationToken = default) =>
+        CallAsync(channel => call(new Admin.AdminClient(channel), cancellationToken), cancellationToken);
+
+    /// <summary>An admin call to one node, by address (status, snapshot, faults).</summary>
+    public Admin.AdminClient AdminOf(string endpoint) => new(ChannelFor(endpoint));
+
+    public async Task<IReadOnlyList<(string Endpoint, NodeStatus? Status, string? Error)>> StatusOfAllAsync(CancellationToken cancellationToken = default)
+    {
+        var results = await Task.WhenAll(_endpoints.Select(async endpoint =>
+        {
+            try
+            {
+                NodeStatus status = await AdminOf(endpoint).GetStatusAsync(new StatusRequest(), deadline: DateTime.UtcNow.AddSeconds(3), cancellationToken: cancellationToken);
+                return (endpoint, (NodeStatus?)status, (string?)null);
+            }
+            catch (RpcException e)
+            {
+                return (endpoint, null, e.Status.Detail);
+            }
+        }));
+        return results;
+    }
+
+    private async Task<T> CallAsync<T>(Func<GrpcChannel, Task<T>> call, CancellationToken cancellationToken)
+    {
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(Timeout);
+        var redirects = new List<string>();
+        string endpoint;
+        lock (_lock)
+        {
+            endpoint = _preferred ?? _endpoints[0];
+        }
+        RpcException? last = null;
+        for (int attempt = 0; !deadline.IsCancellationRequested; attempt++)
+        {
+            try
+            {
+                T reply = await call(ChannelFor(endpoint));
+                lock (_lock)
+                {
+                    _preferred = endpoint;
+                }
+                LastServedBy = endpoint;
+                LastRedirects = redirects;
+                return reply;
+            }
+            catch (RpcException e) when (e.StatusCode == StatusCode.FailedPrecondition && e.Trailers.GetValue(RpcErrors.LeaderAddressTrailer) is { } leader)
+            {
+                redirects.Add($"{endpoint} -> {leader}");
+                endpoint = leader;
+                last = e;
+            }
+            catch (RpcException e) when (e.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded or StatusCode.Aborted)
+            {
+                last = e;
+                endpoint = _endpoints[(_endpoints.IndexOf(endpoint) + 1 + _endpoints.Count) % _endpoints.Count];
+                try
+                {
+                    await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(50 * (attempt + 1), 500)), deadline.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    break;
+                }
+            }
+        }
+        throw last ?? new RpcException(new Status(StatusCode.DeadlineExceeded, "no answer in time"));
+    }
+
+    private GrpcChannel ChannelFor(string endpoint)
+    {
+        lock (_lock)
+        {
+            if (!_channels.TryGetValue(endpoint, out GrpcChannel? channel))
+            {
+                channel = GrpcChannel.ForAddress(endpoint);
+                _channels[endpoint] = channel;
+            }
+            return channel;
+        }
+    }
+
+    public void Dispose()
+    {
+        foreach (GrpcChannel channel in _channels.Values)
+        {
+            channel.Dispose();
+        }
+    }
+}

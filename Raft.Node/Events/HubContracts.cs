@@ -1,0 +1,54 @@
+namespace Raft.Node.Events;
+
+// What the event hub (/hubs/raft) sends. A subscriber calls GetState() for the full state, then applies the
+// "Changes" batches whose sequence numbers follow it. On "Reset" it calls GetState() again.
+
+public sealed record MemberView(string Id, string Address, bool Voter, long MatchIndex, long NextIndex, string ReplicationState, bool RecentlyActive);
+
+public sealed record FaultsView(bool Enabled, IReadOnlyList<string> CutPeers, bool Isolated, double DropRate, int MaxDelayMs);
+
+public sealed record StatusView(
+    string Id,
+    string Role,
+    long Term,
+    string? VotedFor,
+    string? LeaderId,
+    long CommitIndex,
+    long AppliedIndex,
+    long FirstIndex,
+    long LastIndex,
+    long LastTerm,
+    long SnapshotIndex,
+    long SnapshotTerm,
+    int SnapshotBytes,
+    IReadOnlyList<MemberView> Members,
+    FaultsView Faults,
+    string? TransferTarget,
+    string? CatchingUp,
+    int ElectionElapsedTicks,
+    int ElectionTimeoutTicks,
+    int TickMs);
+
+/// <summary>A log entry as observers see it: a one-line summary of its command.</summary>
+public sealed record LogEntryView(long Index, long Term, string Kind, string Summary);
+
+public sealed record FullState(long Seq, StatusView Status, IReadOnlyList<LogEntryView> LogTail);
+
+/// <summary>
+/// One change. Kinds: term, vote, role, leader, appended (Entries; FromIndex below the previous last index means the
+/// log was truncated there first), commit, applied, snapshot-taken, snapshot-installed, configuration, faults, abandoned.
+/// </summary>
+public sealed record Change(
+    long Seq,
+    DateTimeOffset At,
+    string Kind,
+    string Text,
+    long? Term = null,
+    string? Role = null,
+    string? LeaderId = null,
+    long? Index = null,
+    long? FromIndex = null,
+    IReadOnlyList<LogEntryView>? Entries = null);
+
+/// <summary>Changes coalesced over one interval, with the node's status at its end.</summary>
+public sealed record ChangeBatch(long FirstSeq, long LastSeq, StatusView Status, IReadOnlyList<Change> Changes);

@@ -1,0 +1,17 @@
+using Microsoft.AspNetCore.SignalR;
+using Raft.Node.Hosting;
+
+namespace Raft.Node.Events;
+
+/// <summary>
+/// The node's live event stream at /hubs/raft. Call GetState() once, then handle "Changes" (a <see cref="ChangeBatch"/>)
+/// and "Reset" (call GetState() again). GetData() returns this node's key-value contents as applied (a stale read).
+/// </summary>
+public sealed class RaftHub(EventStreamer streamer, ClusterMember member) : Hub
+{
+    public const string Path = "/hubs/raft";
+
+    public Task<FullState> GetState() => streamer.GetFullStateAsync(Context.ConnectionAborted);
+
+    public IReadOnlyList<KeyValuePair<string, string>> GetData() => member.StateMachine.Snapshot();
+}

@@ -1,0 +1,120 @@
+using Raft.Engine.Consensus;
+using Raft.Engine.Hosting;
+using Raft.Engine.StateMachines;
+using Raft.Engine.Storage;
+using Raft.Node.Faults;
+using Raft.Node.Metrics;
+using Raft.Node.Transport;
+
+namespace Raft.Node.Hosting;
+
+/// <summary>
+/// This process's cluster member: the engine's <see cref="RaftNode"/> on a SQLite store in the data folder, the
+/// key-value state machine, the gRPC transport and the fault injector. Started and stopped with the web host.
+/// </summary>
+public sealed class ClusterMember : IHostedService, IAsyncDisposable
+{
+    private const string BootstrapFile = "members.txt";
+    private readonly ILoggerFactory _loggers;
+    private readonly ILogger _logger;
+    private readonly NodeMetrics _metrics;
+    private IReadOnlyDictionary<string, string> _bootstrap;
+    private MeteredLogStore? _store;
+    private RaftNode? _node;
+
+    public ClusterMember(NodeOptions options, NodeMetrics metrics, ILoggerFactory loggers)
+    {
+        Options = options;
+        _metrics = metrics;
+        _loggers = loggers;
+        _logger = loggers.CreateLogger<ClusterMember>();
+        _bootstrap = options.ParseMembers();
+        Faults = new FaultInjector(options.EnableFaultInjection);
+        Transport = new GrpcTransport(options.Id, AddressOf, Replies, Faults, metrics, loggers.CreateLogger<GrpcTransport>());
+    }
+
+    public NodeOptions Options { get; }
+    public string Id => Options.Id;
+    public KeyValueStateMachine StateMachine { get; } = new();
+    public FaultInjector Faults { get; }
+    public ReplyCorrelator Replies { get; } = new();
+    public GrpcTransport Transport { get; }
+    public RaftNode Node => _node ?? throw new InvalidOperationException("the node has not started");
+    public TimeSpan RequestTimeout => TimeSpan.FromMilliseconds(Options.RequestTimeoutMs);
+
+    /// <summary>A member's gRPC address: from the configuration in force, else from the bootstrap list.</summary>
+    public string? AddressOf(string id) =>
+        _node?.Status.Configuration.Addresses.GetValueOrDefault(id) ?? _bootstrap.GetValueOrDefault(id);
+
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        Directory.CreateDirectory(Options.DataDirectory);
+        string database = Path.Combine(Options.DataDirectory, "raft.db");
+        var sqlite = SqliteLogStore.Open(database);
+        _store = new MeteredLogStore(sqlite, _metrics);
+        PersistentState existing = await sqlite.LoadAsync(cancellationToken);
+        _bootstrap = ResolveBootstrap(existing);
+
+        var raft = new RaftOptions
+        {
+            ElectionTicks = Options.ElectionTicks,
+            HeartbeatTicks = Options.HeartbeatTicks,
+            SnapshotThreshold = Options.SnapshotThreshold,
+        };
+        _node = new RaftNode(
+            new RaftNodeOptions
+            {
+                Id = Options.Id,
+                Members = [.. _bootstrap.Keys],
+                Addresses = _bootstrap,
+                Raft = raft,
+                TickInterval = TimeSpan.FromMilliseconds(Options.TickMs),
+            },
+            _store,
+            StateMachine,
+            Transport);
+        Transport.DeliverTo(_node);
+        _metrics.Observe(() => _node?.Status);
+        await _node.StartAsync(cancellationToken);
+        _logger.LogInformation("node {Node} started: {Options}; term {Term}, {Entries} entries, members {Members}",
+            Id, Options, existing.HardState.Term, existing.Entries.Count, string.Join(",", _bootstrap.Select(m => $"{m.Key}={m.Value}")));
+    }
+
+    /// <summary>
+    /// The bootstrap member list is written on first start; a node that already holds state recovers it from its data
+    /// folder and ignores --members (the log and snapshots say who the members are now).
+    /// </summary>
+    private IReadOnlyDictionary<string, string> ResolveBootstrap(PersistentState existing)
+    {
+        string path = Path.Combine(Options.DataDirectory, BootstrapFile);
+        bool hasState = existing.HardState.Term > 0 || existing.Entries.Count > 0 || existing.Snapshot != null;
+        if (hasState && File.Exists(path))
+        {
+            var stored = new NodeOptions { Id = Options.Id, Members = File.ReadAllText(path).Trim() }.ParseMembers();
+            if (_bootstrap.Count > 0 && !stored.OrderBy(m => m.Key).SequenceEqual(_bootstrap.OrderBy(m => m.Key)))
+            {
+                _logger.LogWarning("{Folder} holds state: ignoring --members and recovering the cluster recorded there", Options.DataDirectory);
+            }
+            return stored;
+        }
+        File.WriteAllText(path, string.Join(",", _bootstrap.Select(m => $"{m.Key}={m.Value}")));
+        return _bootstrap;
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken) => await DisposeAsync();
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_node != null)
+        {
+            await _node.DisposeAsync();
+            _node = null;
+        }
+        await Transport.DisposeAsync();
+        if (_store != null)
+        {
+            await _store.DisposeAsync();
+            _store = null;
+        }
+    }
+}

@@ -1,0 +1,83 @@
+using System.Net;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using OpenTelemetry.Metrics;
+using Raft.Node.Events;
+using Raft.Node.Metrics;
+using Raft.Node.Services;
+
+namespace Raft.Node.Hosting;
+
+/// <summary>Builds the node's web host: Kestrel on two endpoints (gRPC over HTTP/2, and HTTP/1.1 for the hub, health and metrics).</summary>
+public static class NodeApp
+{
+    /// <summary>Builds from the command line, the environment and appsettings (section "Raft").</summary>
+    public static WebApplication Build(string[] args)
+    {
+        WebApplicationBuilder builder = WebApplication.CreateBuilder(args);
+        builder.Configuration.AddCommandLine(args, NodeOptions.Switches.ToDictionary(s => s.Key, s => s.Value));
+        var options = new NodeOptions();
+        builder.Configuration.GetSection(NodeOptions.Section).Bind(options);
+        return Build(builder, options);
+    }
+
+    /// <summary>Builds for given options (tests and embedding hosts use this).</summary>
+    public static WebApplication Build(NodeOptions options, Action<WebApplicationBuilder>? configure = null)
+    {
+        WebApplicationBuilder builder = WebApplication.CreateBuilder();
+        configure?.Invoke(builder);
+        return Build(builder, options);
+    }
+
+    private static WebApplication Build(WebApplicationBuilder builder, NodeOptions options)
+    {
+        options.Validate();
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        builder.Logging.AddFilter("Grpc", LogLevel.Warning);
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            Listen(kestrel, new Uri(options.GrpcUrl), HttpProtocols.Http2); // h2c: cleartext HTTP/2 needs its own endpoint
+            Listen(kestrel, new Uri(options.HttpUrl), HttpProtocols.Http1);
+        });
+        builder.Services.AddSingleton(options);
+        builder.Services.AddSingleton<NodeMetrics>();
+        builder.Services.AddSingleton<ClusterMember>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<ClusterMember>());
+        builder.Services.AddSingleton<EventStreamer>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<EventStreamer>());
+        builder.Services.AddGrpc(grpc => grpc.MaxReceiveMessageSize = Math.Max(16 * 1024 * 1024, options.MaxCommandBytes * 2));
+        builder.Services.AddSignalR();
+        builder.Services.AddOpenTelemetry().WithMetrics(metrics => metrics.AddMeter(NodeMetrics.MeterName).AddPrometheusExporter());
+
+        WebApplication app = builder.Build();
+        app.MapGrpcService<PeerService>();
+        app.MapGrpcService<KeyValueService>();
+        app.MapGrpcService<AdminService>();
+        app.MapHub<RaftHub>(RaftHub.Path);
+        app.MapGet("/healthz", (ClusterMember member) => Results.Ok(new
+        {
+            member.Id,
+            Role = member.Node.Status.Role.ToString(),
+            member.Node.Status.Term,
+            Leader = member.Node.Status.LeaderId,
+        }));
+        app.MapPrometheusScrapingEndpoint("/metrics");
+        return app;
+    }
+
+    private static void Listen(KestrelServerOptions kestrel, Uri url, HttpProtocols protocols)
+    {
+        Action<ListenOptions> configure = listen => listen.Protocols = protocols;
+        if (url.Host is "localhost")
+        {
+            kestrel.ListenLocalhost(url.Port, configure);
+        }
+        else if (url.Host is "*" or "+" or "0.0.0.0")
+        {
+            kestrel.ListenAnyIP(url.Port, configure);
+        }
+        else
+        {
+            kestrel.Listen(IPAddress.TryParse(url.Host, out IPAddress? ip) ? ip : IPAddress.Loopback, url.Port, configure);
+        }
+    }
+}

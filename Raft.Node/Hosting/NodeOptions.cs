@@ -1,0 +1,136 @@
+using System.Globalization;
+
+namespace Raft.Node.Hosting;
+
+/// <summary>
+/// A node's settings, bound from the "Raft" configuration section: appsettings.json, environment variables
+/// (Raft__Id=n1) or the command line (--id n1). See <see cref="HelpText"/>.
+/// </summary>
+public sealed class NodeOptions
+{
+    public const string Section = "Raft";
+
+    public string Id { get; set; } = "n1";
+
+    /// <summary>The HTTP/2-only (h2c) endpoint for gRPC: peers, clients, admin.</summary>
+    public string GrpcUrl { get; set; } = "http://127.0.0.1:7001";
+
+    /// <summary>The HTTP/1.1 endpoint for the SignalR hub, /healthz and /metrics.</summary>
+    public string HttpUrl { get; set; } = "http://127.0.0.1:8001";
+
+    /// <summary>The initial members as "id=grpc-url,..." (this node included). Empty: join an existing cluster when added.</summary>
+    public string Members { get; set; } = "";
+
+    /// <summary>Where the node keeps its SQLite database; default "data/{id}".</summary>
+    public string? DataDir { get; set; }
+
+    public int TickMs { get; set; } = 10;
+    public int ElectionTicks { get; set; } = 15;
+    public int HeartbeatTicks { get; set; } = 5;
+    public int SnapshotThreshold { get; set; } = 1000;
+    public int MaxCommandBytes { get; set; } = 1024 * 1024;
+    public bool EnableFaultInjection { get; set; }
+
+    /// <summary>How long a client request may wait for its answer.</summary>
+    public int RequestTimeoutMs { get; set; } = 5000;
+
+    public string DataDirectory => DataDir ?? Path.Combine("data", Id);
+
+    /// <summary>The command-line switches and the configuration keys they set.</summary>
+    public static readonly IReadOnlyDictionary<string, string> Switches = new Dictionary<string, string>
+    {
+        ["--id"] = "Raft:Id",
+        ["--grpc-url"] = "Raft:GrpcUrl",
+        ["--http-url"] = "Raft:HttpUrl",
+        ["--members"] = "Raft:Members",
+        ["--data-dir"] = "Raft:DataDir",
+        ["--tick-ms"] = "Raft:TickMs",
+        ["--election-ticks"] = "Raft:ElectionTicks",
+        ["--heartbeat-ticks"] = "Raft:HeartbeatTicks",
+        ["--snapshot-threshold"] = "Raft:SnapshotThreshold",
+        ["--max-command-bytes"] = "Raft:MaxCommandBytes",
+        ["--enable-fault-injection"] = "Raft:EnableFaultInjection",
+        ["--request-timeout-ms"] = "Raft:RequestTimeoutMs",
+    };
+
+    public const string HelpText = """
+        Raft.Node: one member of a Raft cluster.
+
+        Run a member:
+          Raft.Node [options]
+
+          --id <id>                     this member's id (default n1)
+          --grpc-url <url>              gRPC endpoint, HTTP/2 cleartext (default http://127.0.0.1:7001)
+          --http-url <url>              SignalR hub /hubs/raft, /healthz, /metrics (default http://127.0.0.1:8001)
+          --members <id=url,...>        initial members, this one included; omit to join a cluster later (AddServer)
+          --data-dir <path>             SQLite data folder (default data/<id>); existing state wins over --members
+          --tick-ms <n>                 length of a tick (default 10)
+          --election-ticks <n>          minimum election timeout in ticks (default 15: 150-300 ms)
+          --heartbeat-ticks <n>         heartbeat interval in ticks (default 5: 50 ms)
+          --snapshot-threshold <n>      applied entries between snapshots (default 1000)
+          --max-command-bytes <n>       largest accepted command (default 1048576)
+          --request-timeout-ms <n>      how long a client request may wait (default 5000)
+          --enable-fault-injection true allow SetFaults/Heal (cut links, isolate, drop, delay)
+
+        Every option can also come from appsettings.json (section "Raft") or the environment (Raft__GrpcUrl=...).
+
+        Talk to a cluster (like etcdctl):
+          Raft.Node <verb> [args] --endpoints <url,...> [--json]
+
+          put <key> <value>             get <key> [--stale]          delete <key>
+          cas <key> <expected|-> <new|->   (- means absent)
+          status                        members
+          add <id> <grpc-url>           remove <id>                  transfer <id>
+          snapshot [--node <url>]       faults <url> [--cut id,...] [--isolate] [--drop 0.1] [--delay-ms 50]
+          heal <url>
+        """;
+
+    /// <summary>Parses <see cref="Members"/>; throws <see cref="FormatException"/> with a clear message.</summary>
+    public IReadOnlyDictionary<string, string> ParseMembers()
+    {
+        var members = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (string item in Members.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            string[] pair = item.Split('=', 2);
+            if (pair.Length != 2 || !IsValidId(pair[0]) || !IsValidAddress(pair[1]))
+            {
+                throw new FormatException($"--members: '{item}' is not id=http://host:port");
+            }
+            members[pair[0]] = pair[1];
+        }
+        if (members.Count > 0 && !members.ContainsKey(Id))
+        {
+            throw new FormatException($"--members must include this node ({Id})");
+        }
+        return members;
+    }
+
+    public void Validate()
+    {
+        if (!IsValidId(Id))
+        {
+            throw new FormatException($"--id '{Id}' is not a valid id (letters, digits, '-', '_', '.')");
+        }
+        foreach ((string name, string url) in new[] { ("--grpc-url", GrpcUrl), ("--http-url", HttpUrl) })
+        {
+            if (!IsValidAddress(url))
+            {
+                throw new FormatException($"{name} '{url}' is not http://host:port");
+            }
+        }
+        if (TickMs < 1 || ElectionTicks <= HeartbeatTicks || HeartbeatTicks < 1 || SnapshotThreshold < 1 || MaxCommandBytes < 1)
+        {
+            throw new FormatException("timing and size settings must be positive, and election ticks greater than heartbeat ticks");
+        }
+        ParseMembers();
+    }
+
+    public static bool IsValidId(string id) =>
+        id.Length is > 0 and <= 64 && id.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.');
+
+    public static bool IsValidAddress(string address) =>
+        Uri.TryCreate(address, UriKind.Absolute, out Uri? uri) && uri.Scheme is "http" or "https" && uri.Port > 0
+        && !address.Contains(',', StringComparison.Ordinal) && !address.Contains(';', StringComparison.Ordinal) && !address.Contains('=', StringComparison.Ordinal);
+
+    public override string ToString() => string.Create(CultureInfo.InvariantCulture, $"{Id} grpc {GrpcUrl} http {HttpUrl} data {DataDirectory}");
+}

@@ -1,0 +1,33 @@
+using Raft.Node.Client;
+using Raft.Node.Hosting;
+
+namespace Raft.Node;
+
+/// <summary>Runs a cluster member, or (with a verb such as put, get or status) talks to a cluster as a client.</summary>
+public static class Program
+{
+    public static async Task<int> Main(string[] args)
+    {
+        if (args.Length > 0 && args[0] is "--help" or "-h" or "help")
+        {
+            Console.WriteLine(NodeOptions.HelpText);
+            return 0;
+        }
+        if (args.Length > 0 && Cli.Verbs.Contains(args[0]))
+        {
+            return await Cli.RunAsync(args, Console.Out, Console.Error);
+        }
+        WebApplication app;
+        try
+        {
+            app = NodeApp.Build(args);
+        }
+        catch (FormatException e)
+        {
+            await Console.Error.WriteLineAsync($"error: {e.Message}\n\n{NodeOptions.HelpText}");
+            return 2;
+        }
+        await app.RunAsync();
+        return 0;
+    }
+}

@@ -1,0 +1,69 @@
+using Grpc.Core;
+using Raft.Engine.Consensus;
+using Raft.Engine.Hosting;
+using Raft.Node.Hosting;
+
+namespace Raft.Node.Services;
+
+/// <summary>
+/// Engine outcomes as gRPC statuses. A refusal on a follower is FAILED_PRECONDITION with the trailers
+/// <see cref="LeaderIdTrailer"/> and <see cref="LeaderAddressTrailer"/> so clients can follow it.
+/// </summary>
+public static class RpcErrors
+{
+    public const string LeaderIdTrailer = "raft-leader-id";
+    public const string LeaderAddressTrailer = "raft-leader-address";
+
+    public static RpcException NotLeader(ClusterMember member, string? leaderHint, string message)
+    {
+        if (leaderHint is null || leaderHint == member.Id)
+        {
+            return new RpcException(new Status(StatusCode.Unavailable, $"{message} (no leader is known yet; retry shortly)"));
+        }
+        var trailers = new Metadata { { LeaderIdTrailer, leaderHint } };
+        if (member.AddressOf(leaderHint) is { } address)
+        {
+            trailers.Add(LeaderAddressTrailer, address);
+        }
+        return new RpcException(new Status(StatusCode.FailedPrecondition, message), trailers);
+    }
+
+    /// <summary>Runs a request against the engine and translates what it throws.</summary>
+    public static async Task<T> GuardAsync<T>(ClusterMember member, ServerCallContext context, Func<CancellationToken, Task<T>> action)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken);
+        timeout.CancelAfter(member.RequestTimeout);
+        try
+        {
+            return await action(timeout.Token);
+        }
+        catch (NotLeaderException e)
+        {
+            throw NotLeader(member, e.LeaderHint, e.Message);
+        }
+        catch (ProposalDroppedException e)
+        {
+            throw new RpcException(new Status(StatusCode.Unavailable, $"{e.Message}; retry with the same session, it is applied at most once"));
+        }
+        catch (RaftAdminException e)
+        {
+            if (e.Status == AdminStatus.NotLeader)
+            {
+                throw NotLeader(member, e.LeaderHint, e.Message);
+            }
+            StatusCode code = e.Status switch
+            {
+                AdminStatus.InProgress => StatusCode.Aborted,
+                AdminStatus.UnknownServer => StatusCode.NotFound,
+                AdminStatus.AlreadyMember => StatusCode.AlreadyExists,
+                _ => StatusCode.InvalidArgument,
+            };
+            throw new RpcException(new Status(code, e.Message));
+        }
+        catch (OperationCanceledException) when (timeout.IsCancellationRequested && !context.CancellationToken.IsCancellationRequested)
+        {
+            throw new RpcException(new Status(StatusCode.DeadlineExceeded,
+                $"no answer within {member.RequestTimeout.TotalMilliseconds:F0} ms: is a majority reachable from {member.Id}? The outcome is unknown; retry with the same session"));
+        }
+    }
+}

@@ -1,0 +1,193 @@
+using Google.Protobuf;
+using Raft.Engine.Consensus;
+using Raft.Engine.Log;
+using Raft.Engine.Membership;
+using Raft.Node.Protocol;
+using EngineAppendEntries = Raft.Engine.Consensus.AppendEntries;
+using EngineAppendEntriesResponse = Raft.Engine.Consensus.AppendEntriesResponse;
+using EngineInstallSnapshotResponse = Raft.Engine.Consensus.InstallSnapshotResponse;
+using EngineRequestVote = Raft.Engine.Consensus.RequestVote;
+using EngineRequestVoteResponse = Raft.Engine.Consensus.RequestVoteResponse;
+using EngineSnapshotMetadata = Raft.Engine.Log.SnapshotMetadata;
+using EngineTimeoutNow = Raft.Engine.Consensus.TimeoutNow;
+using ProtoEntryKind = Raft.Node.Protocol.EntryKind;
+
+namespace Raft.Node.Transport;
+
+/// <summary>
+/// Engine messages to and from their protobuf form. Decoding validates: a malformed peer message becomes a
+/// <see cref="FormatException"/> (InvalidArgument on the wire), never a message the core sees.
+/// </summary>
+public static class ProtoMapping
+{
+    private static Envelope Envelope(RaftMessage m) => new() { From = m.From, To = m.To, Term = m.Term };
+
+    private static void Check(Envelope? envelope, string self)
+    {
+        if (envelope is null || envelope.From.Length == 0 || envelope.To.Length == 0)
+        {
+            throw new FormatException("the message has no envelope (from, to, term)");
+        }
+        if (envelope.To != self)
+        {
+            throw new FormatException($"the message is for {envelope.To}, this is {self}");
+        }
+        if (envelope.Term < 0)
+        {
+            throw new FormatException("negative term");
+        }
+    }
+
+    private static void NonNegative(params long[] values)
+    {
+        if (values.Any(v => v < 0))
+        {
+            throw new FormatException("negative index or term");
+        }
+    }
+
+    public static Entry ToProto(LogEntry e) => new() { Index = e.Index, Term = e.Term, Kind = (ProtoEntryKind)(int)e.Kind, Data = ByteString.CopyFrom(e.Data) };
+
+    public static LogEntry FromProto(Entry e)
+    {
+        NonNegative(e.Index, e.Term);
+        if (!Enum.IsDefined((Raft.Engine.Log.EntryKind)(int)e.Kind))
+        {
+            throw new FormatException($"unknown entry kind {e.Kind}");
+        }
+        return new LogEntry(e.Index, e.Term, (Raft.Engine.Log.EntryKind)(int)e.Kind, e.Data.ToByteArray());
+    }
+
+    public static AppendEntriesRequest ToProto(EngineAppendEntries m)
+    {
+        var request = new AppendEntriesRequest
+        {
+            Envelope = Envelope(m), PrevLogIndex = m.PrevLogIndex, PrevLogTerm = m.PrevLogTerm, LeaderCommit = m.LeaderCommit, Context = m.Context,
+        };
+        request.Entries.AddRange(m.Entries.Select(ToProto));
+        return request;
+    }
+
+    public static EngineAppendEntries FromProto(AppendEntriesRequest r, string self)
+    {
+        Check(r.Envelope, self);
+        NonNegative(r.PrevLogIndex, r.PrevLogTerm, r.LeaderCommit);
+        LogEntry[] entries = r.Entries.Select(FromProto).ToArray();
+        for (int i = 0; i < entries.Length; i++)
+        {
+            if (entries[i].Index != r.PrevLogIndex + 1 + i)
+            {
+                throw new FormatException("entries are not consecutive after prev_log_index");
+            }
+        }
+        return new EngineAppendEntries(r.Envelope.From, r.Envelope.To, r.Envelope.Term, r.PrevLogIndex, r.PrevLogTerm, entries, r.LeaderCommit, r.Context);
+    }
+
+    public static Protocol.AppendEntriesResponse ToProto(EngineAppendEntriesResponse m) => new()
+    {
+        Envelope = Envelope(m), Success = m.Success, MatchIndex = m.MatchIndex, RejectedIndex = m.RejectedIndex,
+        ConflictTerm = m.ConflictTerm, ConflictIndex = m.ConflictIndex, Context = m.Context,
+    };
+
+    public static EngineAppendEntriesResponse FromProto(Protocol.AppendEntriesResponse r, string self)
+    {
+        Check(r.Envelope, self);
+        NonNegative(r.MatchIndex, r.RejectedIndex, r.ConflictTerm, r.ConflictIndex);
+        return new EngineAppendEntriesResponse(r.Envelope.From, r.Envelope.To, r.Envelope.Term, r.Success, r.MatchIndex, r.RejectedIndex, r.ConflictTerm, r.ConflictIndex, r.Context);
+    }
+
+    public static RequestVoteRequest ToProto(EngineRequestVote m) => new()
+    {
+        Envelope = Envelope(m), LastLogIndex = m.LastLogIndex, LastLogTerm = m.LastLogTerm, PreVote = m.PreVote, Transfer = m.Transfer,
+    };
+
+    public static EngineRequestVote FromProto(RequestVoteRequest r, string self)
+    {
+        Check(r.Envelope, self);
+        NonNegative(r.LastLogIndex, r.LastLogTerm);
+        return new EngineRequestVote(r.Envelope.From, r.Envelope.To, r.Envelope.Term, r.LastLogIndex, r.LastLogTerm, r.PreVote, r.Transfer);
+    }
+
+    public static Protocol.RequestVoteResponse ToProto(EngineRequestVoteResponse m) => new() { Envelope = Envelope(m), Granted = m.Granted, PreVote = m.PreVote };
+
+    public static EngineRequestVoteResponse FromProto(Protocol.RequestVoteResponse r, string self)
+    {
+        Check(r.Envelope, self);
+        return new EngineRequestVoteResponse(r.Envelope.From, r.Envelope.To, r.Envelope.Term, r.Granted, r.PreVote);
+    }
+
+    public static InstallSnapshotChunk ToProto(InstallSnapshot m) => new()
+    {
+        Envelope = Envelope(m),
+        Metadata = new Protocol.SnapshotMetadata { Index = m.Metadata.Index, Term = m.Metadata.Term, Configuration = ByteString.CopyFrom(m.Metadata.Configuration.Encode()) },
+        Offset = m.Offset,
+        Data = ByteString.CopyFrom(m.Data),
+        Done = m.Done,
+    };
+
+    public static InstallSnapshot FromProto(InstallSnapshotChunk c, string self)
+    {
+        Check(c.Envelope, self);
+        if (c.Metadata is null)
+        {
+            throw new FormatException("snapshot chunk without metadata");
+        }
+        NonNegative(c.Metadata.Index, c.Metadata.Term, c.Offset);
+        var metadata = new EngineSnapshotMetadata(c.Metadata.Index, c.Metadata.Term, ClusterConfiguration.Decode(c.Metadata.Configuration.ToByteArray()));
+        return new InstallSnapshot(c.Envelope.From, c.Envelope.To, c.Envelope.Term, metadata, c.Offset, c.Data.ToByteArray(), c.Done);
+    }
+
+    public static Protocol.InstallSnapshotResponse ToProto(EngineInstallSnapshotResponse m) => new()
+    {
+        Envelope = Envelope(m), SnapshotIndex = m.SnapshotIndex, NextOffset = m.NextOffset, Done = m.Done,
+    };
+
+    public static EngineInstallSnapshotResponse FromProto(Protocol.InstallSnapshotResponse r, string self)
+    {
+        Check(r.Envelope, self);
+        NonNegative(r.SnapshotIndex, r.NextOffset);
+        return new EngineInstallSnapshotResponse(r.Envelope.From, r.Envelope.To, r.Envelope.Term, r.SnapshotIndex, r.NextOffset, r.Done);
+    }
+
+    public static TimeoutNowRequest ToProto(EngineTimeoutNow m) => new() { Envelope = Envelope(m) };
+
+    public static EngineTimeoutNow FromProto(TimeoutNowRequest r, string self)
+    {
+        Check(r.Envelope, self);
+        return new EngineTimeoutNow(r.Envelope.From, r.Envelope.To, r.Envelope.Term);
+    }
+
+    public static ReadIndexPeerRequest ToProto(ReadIndexRequest m) => new() { Envelope = Envelope(m), RequestId = m.RequestId };
+
+    public static ReadIndexRequest FromProto(ReadIndexPeerRequest r, string self)
+    {
+        Check(r.Envelope, self);
+        return new ReadIndexRequest(r.Envelope.From, r.Envelope.To, r.Envelope.Term, r.RequestId);
+    }
+
+    public static ReadIndexPeerResponse ToProto(ReadIndexResponse m) => new() { Envelope = Envelope(m), RequestId = m.RequestId, ReadIndex = m.ReadIndex, Ok = m.Ok };
+
+    public static ReadIndexResponse FromProto(ReadIndexPeerResponse r, string self)
+    {
+        Check(r.Envelope, self);
+        NonNegative(r.ReadIndex);
+        return new ReadIndexResponse(r.Envelope.From, r.Envelope.To, r.Envelope.Term, r.RequestId, r.ReadIndex, r.Ok);
+    }
+
+    /// <summary>A short name of a message's kind, for metrics and the event stream.</summary>
+    public static string KindOf(RaftMessage m) => m switch
+    {
+        EngineAppendEntries { Entries.Count: 0 } => "heartbeat",
+        EngineAppendEntries => "append_entries",
+        EngineAppendEntriesResponse => "append_entries_response",
+        EngineRequestVote { PreVote: true } => "pre_vote",
+        EngineRequestVote => "request_vote",
+        EngineRequestVoteResponse => "request_vote_response",
+        InstallSnapshot => "install_snapshot",
+        EngineInstallSnapshotResponse => "install_snapshot_response",
+        EngineTimeoutNow => "timeout_now",
+        ReadIndexRequest => "read_index",
+        ReadIndexResponse => "read_index_response",
+        _ => m.GetType().Name,
+    };
+}
