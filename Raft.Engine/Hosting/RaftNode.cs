@@ -34,6 +34,7 @@ public sealed class RaftNode : IAsyncDisposable
     private Task? _loop;
     private ITimer? _ticker;
     private volatile RaftNodeStatus? _status;
+    private int _disposed;
 
     public RaftNode(RaftNodeOptions options, ILogStore store, IStateMachine stateMachine, ITransport transport, TimeProvider? time = null)
     {
@@ -141,6 +142,10 @@ public sealed class RaftNode : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        {
+            return;
+        }
         if (_ticker != null)
         {
             await _ticker.DisposeAsync();

@@ -16,7 +16,6 @@ public sealed class RaftClient : IDisposable
     private readonly List<string> _endpoints;
     private readonly Lock _lock = new();
     private string? _preferred;
-    private long _sequence;
 
     public RaftClient(IEnumerable<string> endpoints, string? clientId = null)
     {
@@ -39,13 +38,40 @@ public sealed class RaftClient : IDisposable
     /// <summary>Redirects followed by the last request, for display ("n2 -> n1").</summary>
     public IReadOnlyList<string> LastRedirects { get; private set; } = [];
 
-    private Session NextSession() => new() { ClientId = ClientId, Sequence = Interlocked.Increment(ref _sequence) };
-
-    public Task<PutReply> PutAsync(string key, string value, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// A session serves one write at a time (the server keeps only its latest answer), so concurrent writes each lease
+    /// their own session ("client/slot") for the whole call, retries included.
+    /// </summary>
+    private sealed class SessionSlot(string clientId)
     {
-        var request = new PutRequest { Session = NextSession(), Key = key, Value = value };
-        return CallAsync(channel => new KeyValue.KeyValueClient(channel).PutAsync(request, cancellationToken: cancellationToken).ResponseAsync, cancellationToken);
+        public string ClientId { get; } = clientId;
+        public long Sequence { get; set; }
     }
+
+    private readonly System.Collections.Concurrent.ConcurrentBag<SessionSlot> _idle = [];
+    private int _slots;
+
+    private async Task<T> WriteAsync<T>(Func<Session, Func<GrpcChannel, Task<T>>> call, CancellationToken cancellationToken)
+    {
+        if (!_idle.TryTake(out SessionSlot? slot))
+        {
+            int n = Interlocked.Increment(ref _slots);
+            slot = new SessionSlot(n == 1 ? ClientId : $"{ClientId}/{n}");
+        }
+        try
+        {
+            var session = new Session { ClientId = slot.ClientId, Sequence = ++slot.Sequence };
+            return await CallAsync(call(session), cancellationToken);
+        }
+        finally
+        {
+            _idle.Add(slot);
+        }
+    }
+
+    public Task<PutReply> PutAsync(string key, string value, CancellationToken cancellationToken = default) =>
+        WriteAsync<PutReply>(session => channel => new KeyValue.KeyValueClient(channel).PutAsync(
+            new PutRequest { Session = session, Key = key, Value = value }, cancellationToken: cancellationToken).ResponseAsync, cancellationToken);
 
     public Task<GetReply> GetAsync(string key, bool stale = false, CancellationToken cancellationToken = default)
     {
@@ -53,26 +79,25 @@ public sealed class RaftClient : IDisposable
         return CallAsync(channel => new KeyValue.KeyValueClient(channel).GetAsync(request, cancellationToken: cancellationToken).ResponseAsync, cancellationToken);
     }
 
-    public Task<DeleteReply> DeleteAsync(string key, CancellationToken cancellationToken = default)
-    {
-        var request = new DeleteRequest { Session = NextSession(), Key = key };
-        return CallAsync(channel => new KeyValue.KeyValueClient(channel).DeleteAsync(request, cancellationToken: cancellationToken).ResponseAsync, cancellationToken);
-    }
+    public Task<DeleteReply> DeleteAsync(string key, CancellationToken cancellationToken = default) =>
+        WriteAsync<DeleteReply>(session => channel => new KeyValue.KeyValueClient(channel).DeleteAsync(
+            new DeleteRequest { Session = session, Key = key }, cancellationToken: cancellationToken).ResponseAsync, cancellationToken);
 
     /// <summary>Sets <paramref name="key"/> to <paramref name="value"/> if it holds <paramref name="expected"/> (null: absent; a null value deletes).</summary>
-    public Task<CompareAndSwapReply> CompareAndSwapAsync(string key, string? expected, string? value, CancellationToken cancellationToken = default)
-    {
-        var request = new CompareAndSwapRequest { Session = NextSession(), Key = key };
-        if (expected != null)
+    public Task<CompareAndSwapReply> CompareAndSwapAsync(string key, string? expected, string? value, CancellationToken cancellationToken = default) =>
+        WriteAsync<CompareAndSwapReply>(session =>
         {
-            request.Expected = expected;
-        }
-        if (value != null)
-        {
-            request.Value = value;
-        }
-        return CallAsync(channel => new KeyValue.KeyValueClient(channel).CompareAndSwapAsync(request, cancellationToken: cancellationToken).ResponseAsync, cancellationToken);
-    }
+            var request = new CompareAndSwapRequest { Session = session, Key = key };
+            if (expected != null)
+            {
+                request.Expected = expected;
+            }
+            if (value != null)
+            {
+                request.Value = value;
+            }
+            return channel => new KeyValue.KeyValueClient(channel).CompareAndSwapAsync(request, cancellationToken: cancellationToken).ResponseAsync;
+        }, cancellationToken);
 
     /// <summary>An admin call that must reach the leader (membership, transfer).</summary>
     public Task<T> LeaderAdminAsync<T>(Func<Admin.AdminClient, CancellationToken, Task<T>> call, CancellationToken cancellationToken = default) =>

@@ -31,6 +31,7 @@ public sealed class GrpcTransport : ITransport, IAsyncDisposable
     private readonly ConcurrentDictionary<string, PeerLink> _links = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _stopping = new();
     private Action<RaftMessage> _deliver = _ => { };
+    private int _disposed;
 
     public GrpcTransport(string self, Func<string, string?> addressOf, ReplyCorrelator replies, FaultInjector faults, NodeMetrics metrics, ILogger<GrpcTransport> logger)
     {
@@ -76,6 +77,10 @@ public sealed class GrpcTransport : ITransport, IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        {
+            return;
+        }
         await _stopping.CancelAsync();
         foreach (PeerLink link in _links.Values)
         {

@@ -1,0 +1,164 @@
+using Grpc.Core;
+using Raft.Node.Protocol;
+using Raft.Node.Services;
+
+namespace Raft.Tests.Node;
+
+/// <summary>Real nodes on loopback: Kestrel, gRPC between them, SQLite files, in this process.</summary>
+public sealed class NodeClusterTests
+{
+    [Fact]
+    public async Task Three_nodes_elect_one_leader_and_a_put_through_a_follower_is_redirected()
+    {
+        await using var cluster = new NodeTestCluster(3);
+        await cluster.StartAllAsync();
+        string leader = await cluster.WaitForLeaderAsync();
+        string follower = cluster.Specs.First(s => s.Id != leader).Id;
+
+        using var client = cluster.Client(cluster[follower].GrpcUrl);
+        PutReply put = await client.PutAsync("color", "blue");
+        Assert.Equal(leader, put.ServedBy);
+        Assert.Contains(client.LastRedirects, r => r.EndsWith(cluster[leader].GrpcUrl, StringComparison.Ordinal));
+
+        GetReply get = await client.GetAsync("color");
+        Assert.True(get.Found);
+        Assert.Equal("blue", get.Value);
+
+        // A linearizable read served by a follower sees it too.
+        GetReply fromFollower = await cluster.KeyValue(follower).GetAsync(new GetRequest { Key = "color" });
+        Assert.Equal(("blue", follower), (fromFollower.Value, fromFollower.ServedBy));
+    }
+
+    [Fact]
+    public async Task An_isolated_leader_is_replaced_its_writes_fail_and_after_healing_all_logs_agree()
+    {
+        await using var cluster = new NodeTestCluster(3);
+        await cluster.StartAllAsync();
+        string old = await cluster.WaitForLeaderAsync();
+        using var client = cluster.Client();
+        await client.PutAsync("before", "1");
+
+        await cluster.Admin(old).SetFaultsAsync(new FaultSpec { Isolate = true });
+        string[] majority = cluster.Specs.Select(s => s.Id).Where(id => id != old).ToArray();
+        string replacement = await cluster.WaitForLeaderAsync(majority);
+        Assert.NotEqual(old, replacement);
+
+        using var majorityClient = new Raft.Node.Client.RaftClient(majority.Select(id => cluster[id].GrpcUrl));
+        for (int i = 0; i < 10; i++)
+        {
+            await majorityClient.PutAsync($"during{i}", "2");
+        }
+        // The isolated node cannot commit anything: a write sent to it fails (it times out, or it already stepped down).
+        var refused = await Assert.ThrowsAsync<RpcException>(async () =>
+            await cluster.KeyValue(old).PutAsync(new PutRequest { Key = "lost", Value = "x" }, deadline: DateTime.UtcNow.AddSeconds(8)));
+        Assert.Contains(refused.StatusCode, new[] { StatusCode.DeadlineExceeded, StatusCode.Unavailable, StatusCode.FailedPrecondition });
+        Assert.Equal("isolated", (await cluster.StatusAsync(old)).Faults.Isolate ? "isolated" : "not isolated");
+
+        await cluster.Admin(old).HealAsync(new HealRequest());
+        await NodeTestCluster.WaitUntilAsync(async () =>
+        {
+            NodeStatus[] all = await Task.WhenAll(cluster.Specs.Select(s => cluster.StatusAsync(s.Id)));
+            return all.Select(s => (s.LastIndex, s.LastTerm, s.CommitIndex)).Distinct().Count() == 1 && all[0].LeaderId == replacement;
+        }, what: "the healed node to converge on the majority's log");
+        GetReply onOld = await cluster.KeyValue(old).GetAsync(new GetRequest { Key = "during9", Stale = true });
+        Assert.Equal("2", onOld.Value);
+        GetReply lost = await cluster.KeyValue(old).GetAsync(new GetRequest { Key = "lost" });
+        Assert.False(lost.Found);
+    }
+
+    [Fact]
+    public async Task Servers_are_added_removed_and_handed_leadership_and_a_new_server_catches_up_by_snapshot()
+    {
+        await using var cluster = new NodeTestCluster(3, options => options.SnapshotThreshold = 100);
+        await cluster.StartAllAsync();
+        string leader = await cluster.WaitForLeaderAsync();
+        using var client = cluster.Client();
+        await Task.WhenAll(Enumerable.Range(0, 400).Select(i => client.PutAsync($"k{i % 50}", $"v{i}")));
+
+        // n4 joins: a learner first, a voter once caught up.
+        var n4 = cluster.AddSpec("n4");
+        await cluster.StartAsync("n4", members: "");
+        AdminReply added = await client.LeaderAdminAsync(async (admin, token) => await admin.AddServerAsync(new AddServerRequest { Id = "n4", Address = n4.GrpcUrl }, cancellationToken: token));
+        Assert.Contains("voter", added.Message, StringComparison.Ordinal);
+        NodeStatus status = await cluster.StatusAsync(leader);
+        Assert.Equal(4, status.Members.Count(m => m.Voter));
+        NodeStatus n4Status = await cluster.StatusAsync("n4");
+        Assert.True(n4Status.SnapshotIndex > 0, "n4 started empty after the leader compacted: it must have received a snapshot");
+
+        // Leadership to n4, then the old leader leaves.
+        await client.LeaderAdminAsync(async (admin, token) => await admin.TransferLeadershipAsync(new TransferLeadershipRequest { Id = "n4" }, cancellationToken: token));
+        Assert.Equal("n4", await cluster.WaitForLeaderAsync());
+        await client.PutAsync("after-transfer", "yes");
+        await client.LeaderAdminAsync(async (admin, token) => await admin.RemoveServerAsync(new RemoveServerRequest { Id = leader }, cancellationToken: token));
+        status = await cluster.StatusAsync("n4");
+        Assert.DoesNotContain(status.Members, m => m.Id == leader);
+        Assert.Equal(3, status.Members.Count(m => m.Voter));
+
+        // A snapshot on demand moves the snapshot index to the applied index.
+        AdminReply snapshot = await cluster.Admin("n4").TakeSnapshotAsync(new TakeSnapshotRequest());
+        Assert.Equal((await cluster.StatusAsync("n4")).AppliedIndex, (await cluster.StatusAsync("n4")).SnapshotIndex);
+        Assert.Contains("snapshot at index", snapshot.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Bad_input_gets_a_clear_status_and_changes_nothing()
+    {
+        await using var cluster = new NodeTestCluster(3, options => options.MaxCommandBytes = 1000);
+        await cluster.StartAllAsync();
+        string leader = await cluster.WaitForLeaderAsync();
+        string follower = cluster.Specs.First(s => s.Id != leader).Id;
+        KeyValue.KeyValueClient kv = cluster.KeyValue(leader);
+
+        async Task<RpcException> Fails(Func<Task> call) => await Assert.ThrowsAsync<RpcException>(call);
+
+        Assert.Equal(StatusCode.InvalidArgument, (await Fails(async () => await kv.PutAsync(new PutRequest { Key = "", Value = "x" }))).StatusCode);
+        Assert.Equal(StatusCode.ResourceExhausted, (await Fails(async () => await kv.PutAsync(new PutRequest { Key = "big", Value = new string('x', 5000) }))).StatusCode);
+        Assert.Equal(StatusCode.InvalidArgument, (await Fails(async () => await kv.PutAsync(new PutRequest { Key = "k", Value = "x", Session = new Session { ClientId = "c", Sequence = 0 } }))).StatusCode);
+
+        RpcException redirect = await Fails(async () => await cluster.KeyValue(follower).PutAsync(new PutRequest { Key = "k", Value = "x" }));
+        Assert.Equal(StatusCode.FailedPrecondition, redirect.StatusCode);
+        Assert.Equal(leader, redirect.Trailers.GetValue(RpcErrors.LeaderIdTrailer));
+        Assert.Equal(cluster[leader].GrpcUrl, redirect.Trailers.GetValue(RpcErrors.LeaderAddressTrailer));
+
+        Admin.AdminClient admin = cluster.Admin(leader);
+        Assert.Equal(StatusCode.InvalidArgument, (await Fails(async () => await admin.AddServerAsync(new AddServerRequest { Id = "n9", Address = "not a url" }))).StatusCode);
+        Assert.Equal(StatusCode.InvalidArgument, (await Fails(async () => await admin.AddServerAsync(new AddServerRequest { Id = "bad id!", Address = "http://127.0.0.1:1" }))).StatusCode);
+        Assert.Equal(StatusCode.NotFound, (await Fails(async () => await admin.RemoveServerAsync(new RemoveServerRequest { Id = "nobody" }))).StatusCode);
+        Assert.Equal(StatusCode.AlreadyExists, (await Fails(async () => await admin.AddServerAsync(new AddServerRequest { Id = follower, Address = cluster[follower].GrpcUrl }))).StatusCode);
+        Assert.Equal(StatusCode.InvalidArgument, (await Fails(async () => await admin.SetFaultsAsync(new FaultSpec { DropRate = 2 }))).StatusCode);
+
+        // A change is in progress while an unreachable server "catches up": a second change is aborted.
+        Task pending = admin.AddServerAsync(new AddServerRequest { Id = "ghost", Address = "http://127.0.0.1:9" }).ResponseAsync;
+        await NodeTestCluster.WaitUntilAsync(async () => (await cluster.StatusAsync(leader)).CatchingUp == "ghost", what: "the catch-up to start");
+        Assert.Equal(StatusCode.Aborted, (await Fails(async () => await admin.RemoveServerAsync(new RemoveServerRequest { Id = follower }))).StatusCode);
+        _ = pending.ContinueWith(_ => { }, TaskScheduler.Default);
+
+        // A malformed peer message is refused and not applied.
+        RpcException malformed = await Fails(async () => await cluster.Peer(follower).AppendEntriesAsync(new AppendEntriesRequest { PrevLogIndex = 1 }));
+        Assert.Equal(StatusCode.InvalidArgument, malformed.StatusCode);
+        RpcException wrongTarget = await Fails(async () => await cluster.Peer(follower).AppendEntriesAsync(new AppendEntriesRequest
+        {
+            Envelope = new Envelope { From = leader, To = "someone-else", Term = 99 },
+        }));
+        Assert.Equal(StatusCode.InvalidArgument, wrongTarget.StatusCode);
+        Assert.NotEqual(99, (await cluster.StatusAsync(follower)).Term);
+
+        // No leader reachable: Unavailable or a deadline, never a silent success.
+        foreach (string id in cluster.Specs.Select(s => s.Id).Where(id => id != follower))
+        {
+            await cluster.StopAsync(id);
+        }
+        RpcException noLeader = await Fails(async () => await cluster.KeyValue(follower).PutAsync(new PutRequest { Key = "k", Value = "x" }, deadline: DateTime.UtcNow.AddSeconds(10)));
+        Assert.Contains(noLeader.StatusCode, new[] { StatusCode.Unavailable, StatusCode.DeadlineExceeded, StatusCode.FailedPrecondition });
+    }
+
+    [Fact]
+    public async Task Fault_injection_is_refused_unless_enabled()
+    {
+        await using var cluster = new NodeTestCluster(1, options => options.EnableFaultInjection = false);
+        await cluster.StartAllAsync();
+        var refused = await Assert.ThrowsAsync<RpcException>(async () => await cluster.Admin("n1").SetFaultsAsync(new FaultSpec { Isolate = true }));
+        Assert.Equal(StatusCode.FailedPrecondition, refused.StatusCode);
+        Assert.Contains("--enable-fault-injection", refused.Status.Detail, StringComparison.Ordinal);
+    }
+}
