@@ -11,7 +11,7 @@ public static class Cli
 {
     public static readonly IReadOnlySet<string> Verbs = new HashSet<string>(StringComparer.Ordinal)
     {
-        "put", "get", "delete", "cas", "status", "members", "add", "remove", "transfer", "snapshot", "faults", "heal",
+        "put", "get", "delete", "cas", "status", "members", "add", "remove", "transfer", "snapshot", "faults", "heal", "bench",
     };
 
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
@@ -149,6 +149,29 @@ public static class Cli
                     spec.CutPeers.AddRange((flags.GetValueOrDefault("cut") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries));
                     AdminReply reply = await client.AdminOf(Arg(0, "node-url")).SetFaultsAsync(spec);
                     Print(new { message = reply.Message }, reply.Message);
+                    break;
+                }
+                case "bench":
+                {
+                    int writes = int.Parse(flags.GetValueOrDefault("writes") ?? "2000", CultureInfo.InvariantCulture);
+                    int concurrency = int.Parse(flags.GetValueOrDefault("concurrency") ?? "1", CultureInfo.InvariantCulture);
+                    await client.PutAsync("bench-warmup", "x");
+                    var latencies = new System.Collections.Concurrent.ConcurrentBag<double>();
+                    var clock = System.Diagnostics.Stopwatch.StartNew();
+                    await Task.WhenAll(Enumerable.Range(0, concurrency).Select(async worker =>
+                    {
+                        for (int i = worker; i < writes; i += concurrency)
+                        {
+                            long start = System.Diagnostics.Stopwatch.GetTimestamp();
+                            await client.PutAsync($"bench-{i}", "value");
+                            latencies.Add(System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+                        }
+                    }));
+                    double seconds = clock.Elapsed.TotalSeconds;
+                    double[] sorted = [.. latencies.Order()];
+                    double P(double q) => sorted[Math.Min(sorted.Length - 1, (int)(q * sorted.Length))];
+                    Print(new { writes, concurrency, seconds, perSecond = writes / seconds, medianMs = P(0.5), p99Ms = P(0.99) },
+                        string.Create(CultureInfo.InvariantCulture, $"{writes} writes, {concurrency} at a time: {writes / seconds:F0}/s, median {P(0.5):F2} ms, p99 {P(0.99):F2} ms"));
                     break;
                 }
                 case "heal":

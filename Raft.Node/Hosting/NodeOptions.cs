@@ -83,6 +83,7 @@ public sealed class NodeOptions
           add <id> <grpc-url>           remove <id>                  transfer <id>
           snapshot [--node <url>]       faults <url> [--cut id,...] [--isolate] [--drop 0.1] [--delay-ms 50]
           heal <url>
+          bench [--writes 2000] [--concurrency 1]   measure write latency and throughput
         """;
 
     /// <summary>Parses <see cref="Members"/>; throws <see cref="FormatException"/> with a clear message.</summary>
