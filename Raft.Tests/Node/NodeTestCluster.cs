@@ -94,7 +94,7 @@ internal sealed class NodeTestCluster : IAsyncDisposable
     {
         if (_running.Remove(id, out WebApplication? app))
         {
-            await app.StopAsync();
+            await app.StopAsync(new CancellationToken(canceled: true)); // abrupt: do not wait for connections to drain
             await app.DisposeAsync();
         }
     }

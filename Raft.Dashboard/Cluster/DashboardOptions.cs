@@ -1,0 +1,51 @@
+namespace Raft.Dashboard.Cluster;
+
+/// <summary>
+/// The dashboard's settings (section "Dashboard", or --nodes, --data-dir, --fresh, --teaching on the command line).
+/// With no <see cref="Nodes"/> it runs its own cluster on loopback; with them it attaches to an existing one.
+/// </summary>
+public sealed class DashboardOptions
+{
+    public const string Section = "Dashboard";
+
+    /// <summary>Nodes to attach to, as "id=grpc-url|http-url,..." (the http url is where the node's hub is).</summary>
+    public string Nodes { get; set; } = "";
+
+    /// <summary>Where the embedded cluster keeps its SQLite files and layout.</summary>
+    public string DataDir { get; set; } = Path.Combine("data", "embedded-cluster");
+
+    /// <summary>Start the embedded cluster from scratch instead of recovering it from <see cref="DataDir"/>.</summary>
+    public bool Fresh { get; set; }
+
+    /// <summary>Ten times slower elections and heartbeats, so that they can be followed by eye.</summary>
+    public bool Teaching { get; set; }
+
+    public int Size { get; set; } = 3;
+
+    public static readonly IReadOnlyDictionary<string, string> Switches = new Dictionary<string, string>
+    {
+        ["--nodes"] = "Dashboard:Nodes",
+        ["--data-dir"] = "Dashboard:DataDir",
+        ["--fresh"] = "Dashboard:Fresh",
+        ["--teaching"] = "Dashboard:Teaching",
+        ["--size"] = "Dashboard:Size",
+    };
+
+    public bool Embedded => string.IsNullOrWhiteSpace(Nodes);
+
+    /// <summary>Parses <see cref="Nodes"/>; throws <see cref="FormatException"/> with a clear message.</summary>
+    public IReadOnlyList<NodeEndpoint> ParseNodes() =>
+        Nodes.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(item =>
+        {
+            string[] idAndUrls = item.Split('=', 2);
+            string[] urls = idAndUrls.Length == 2 ? idAndUrls[1].Split('|') : [];
+            if (urls.Length != 2 || !urls.All(u => Uri.TryCreate(u, UriKind.Absolute, out _)))
+            {
+                throw new FormatException($"--nodes: '{item}' is not id=grpc-url|http-url");
+            }
+            return new NodeEndpoint(idAndUrls[0], urls[0], urls[1]);
+        }).ToList();
+}
+
+/// <summary>Where one node is: its gRPC endpoint (clients, admin) and its HTTP endpoint (the event hub).</summary>
+public sealed record NodeEndpoint(string Id, string GrpcUrl, string HttpUrl);

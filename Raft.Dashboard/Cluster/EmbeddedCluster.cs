@@ -1,0 +1,186 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json;
+using Raft.Node.Hosting;
+
+namespace Raft.Dashboard.Cluster;
+
+/// <summary>
+/// The dashboard's own cluster: real nodes (Kestrel, gRPC, SQLite files under <see cref="DashboardOptions.DataDir"/>) on
+/// loopback, in this process. Their ports are recorded in the data folder so that a restart recovers the same cluster.
+/// </summary>
+public sealed class EmbeddedCluster : INodeDirectory, IHostedService, IAsyncDisposable
+{
+    private const string LayoutFile = "cluster.json";
+    private readonly DashboardOptions _options;
+    private readonly ILogger<EmbeddedCluster> _logger;
+    private readonly SemaphoreSlim _lock = new(1, 1);
+    private readonly Dictionary<string, WebApplication> _running = new(StringComparer.Ordinal);
+    private Layout _layout = new("", []);
+
+    private sealed record Layout(string InitialMembers, List<LayoutNode> Nodes);
+
+    private sealed record LayoutNode(string Id, string GrpcUrl, string HttpUrl, bool Joined);
+
+    public EmbeddedCluster(DashboardOptions options, ILogger<EmbeddedCluster> logger)
+    {
+        _options = options;
+        _logger = logger;
+    }
+
+    public string DataDirectory => Path.GetFullPath(_options.DataDir);
+    public IReadOnlyList<NodeEndpoint> Nodes => _layout.Nodes.Select(n => new NodeEndpoint(n.Id, n.GrpcUrl, n.HttpUrl)).ToList();
+    public bool CanManageNodes => true;
+    public IReadOnlySet<string> Stopped => _layout.Nodes.Select(n => n.Id).Where(id => !_running.ContainsKey(id)).ToHashSet();
+
+    public event Action? Changed;
+
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        if (_options.Fresh && Directory.Exists(DataDirectory))
+        {
+            Directory.Delete(DataDirectory, recursive: true);
+        }
+        Directory.CreateDirectory(DataDirectory);
+        string layoutPath = Path.Combine(DataDirectory, LayoutFile);
+        if (File.Exists(layoutPath))
+        {
+            _layout = JsonSerializer.Deserialize<Layout>(await File.ReadAllTextAsync(layoutPath, cancellationToken))!;
+        }
+        else
+        {
+            var nodes = Enumerable.Range(1, _options.Size).Select(i => new LayoutNode($"n{i}", Url(FreePort()), Url(FreePort()), false)).ToList();
+            _layout = new Layout(string.Join(",", nodes.Select(n => $"{n.Id}={n.GrpcUrl}")), nodes);
+            await SaveLayoutAsync();
+        }
+        foreach (LayoutNode node in _layout.Nodes)
+        {
+            await StartNodeAsync(node);
+        }
+        Console.WriteLine($"Embedded cluster: {string.Join(", ", _layout.Nodes.Select(n => $"{n.Id} at {n.GrpcUrl}"))}; data in {DataDirectory}");
+        Changed?.Invoke();
+    }
+
+    private static string Url(int port) => $"http://127.0.0.1:{port}";
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    private async Task SaveLayoutAsync() =>
+        await File.WriteAllTextAsync(Path.Combine(DataDirectory, LayoutFile), JsonSerializer.Serialize(_layout));
+
+    private async Task StartNodeAsync(LayoutNode node)
+    {
+        var options = new NodeOptions
+        {
+            Id = node.Id,
+            GrpcUrl = node.GrpcUrl,
+            HttpUrl = node.HttpUrl,
+            Members = node.Joined ? "" : _layout.InitialMembers,
+            DataDir = Path.Combine(DataDirectory, node.Id),
+            EnableFaultInjection = true,
+            TickMs = _options.Teaching ? 100 : 10,
+        };
+        WebApplication app = NodeApp.Build(options, builder => builder.Logging.SetMinimumLevel(LogLevel.Warning));
+        await app.StartAsync();
+        _running[node.Id] = app;
+    }
+
+    private async Task StopNodeAsync(string id)
+    {
+        if (_running.Remove(id, out WebApplication? app))
+        {
+            // A crash, not a shutdown: do not wait for open connections (hub subscribers, peer streams) to drain.
+            await app.StopAsync(new CancellationToken(canceled: true));
+            await app.DisposeAsync();
+        }
+    }
+
+    public async Task CrashAsync(string id)
+    {
+        await _lock.WaitAsync();
+        try
+        {
+            if (!_running.ContainsKey(id))
+            {
+                throw new InvalidOperationException($"{id} is not running");
+            }
+            await StopNodeAsync(id);
+            _logger.LogInformation("stopped {Node}", id);
+        }
+        finally
+        {
+            _lock.Release();
+        }
+        Changed?.Invoke();
+    }
+
+    public async Task RestartAsync(string id)
+    {
+        await _lock.WaitAsync();
+        try
+        {
+            LayoutNode node = _layout.Nodes.FirstOrDefault(n => n.Id == id) ?? throw new InvalidOperationException($"{id} is not a node of this cluster");
+            if (_running.ContainsKey(id))
+            {
+                throw new InvalidOperationException($"{id} is already running");
+            }
+            await StartNodeAsync(node);
+        }
+        finally
+        {
+            _lock.Release();
+        }
+        Changed?.Invoke();
+    }
+
+    public async Task<NodeEndpoint> StartNewNodeAsync()
+    {
+        LayoutNode node;
+        await _lock.WaitAsync();
+        try
+        {
+            int next = _layout.Nodes.Select(n => int.TryParse(n.Id.AsSpan(1), out int k) ? k : 0).DefaultIfEmpty(0).Max() + 1;
+            node = new LayoutNode($"n{next}", Url(FreePort()), Url(FreePort()), Joined: true);
+            _layout.Nodes.Add(node);
+            await SaveLayoutAsync();
+            await StartNodeAsync(node);
+        }
+        finally
+        {
+            _lock.Release();
+        }
+        Changed?.Invoke();
+        return new NodeEndpoint(node.Id, node.GrpcUrl, node.HttpUrl);
+    }
+
+    public async Task RetireAsync(string id)
+    {
+        await _lock.WaitAsync();
+        try
+        {
+            await StopNodeAsync(id);
+            _layout.Nodes.RemoveAll(n => n.Id == id);
+            await SaveLayoutAsync();
+        }
+        finally
+        {
+            _lock.Release();
+        }
+        Changed?.Invoke();
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken) => await DisposeAsync();
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (string id in _running.Keys.ToList())
+        {
+            await StopNodeAsync(id);
+        }
+    }
+}

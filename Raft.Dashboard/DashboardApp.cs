@@ -1,0 +1,65 @@
+using MudBlazor.Services;
+using Raft.Dashboard.Cluster;
+using Raft.Dashboard.Components;
+using Raft.Dashboard.ServiceClient;
+
+namespace Raft.Dashboard;
+
+/// <summary>Builds the dashboard: Blazor Server with MudBlazor, the cluster monitor and commands, and (by default) its own cluster.</summary>
+public static class DashboardApp
+{
+    public const string DefaultUrl = "http://127.0.0.1:5080";
+
+    public static WebApplication Build(string[] args)
+    {
+        WebApplicationBuilder builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ApplicationName = typeof(DashboardApp).Assembly.GetName().Name });
+        builder.Configuration.AddCommandLine(args, DashboardOptions.Switches.ToDictionary(s => s.Key, s => s.Value));
+        var options = new DashboardOptions();
+        builder.Configuration.GetSection(DashboardOptions.Section).Bind(options);
+        if (string.IsNullOrEmpty(builder.Configuration["urls"]) && string.IsNullOrEmpty(builder.Configuration["ASPNETCORE_URLS"]))
+        {
+            builder.WebHost.UseUrls(DefaultUrl);
+        }
+        return Build(builder, options);
+    }
+
+    /// <summary>Builds for given options and URL (the browser tests use this).</summary>
+    public static WebApplication Build(DashboardOptions options, string url)
+    {
+        WebApplicationBuilder builder = WebApplication.CreateBuilder(new WebApplicationOptions { ApplicationName = typeof(DashboardApp).Assembly.GetName().Name });
+        builder.WebHost.UseUrls(url);
+        builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        return Build(builder, options);
+    }
+
+    private static WebApplication Build(WebApplicationBuilder builder, DashboardOptions options)
+    {
+        // Run from a build output (not only `dotnet run` in Development), the static files of Blazor and MudBlazor
+        // are found through the static web assets manifest.
+        builder.WebHost.UseStaticWebAssets();
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        builder.Services.AddSingleton(options);
+        if (options.Embedded)
+        {
+            builder.Services.AddSingleton<EmbeddedCluster>();
+            builder.Services.AddSingleton<INodeDirectory>(sp => sp.GetRequiredService<EmbeddedCluster>());
+            builder.Services.AddHostedService(sp => sp.GetRequiredService<EmbeddedCluster>());
+        }
+        else
+        {
+            builder.Services.AddSingleton<INodeDirectory>(new StaticNodeDirectory(options.ParseNodes()));
+        }
+        builder.Services.AddSingleton<ClusterMonitor>();
+        builder.Services.AddSingleton<IClusterMonitor>(sp => sp.GetRequiredService<ClusterMonitor>());
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<ClusterMonitor>());
+        builder.Services.AddSingleton<IClusterCommands, ClusterCommands>();
+        builder.Services.AddMudServices();
+        builder.Services.AddRazorComponents().AddInteractiveServerComponents();
+
+        WebApplication app = builder.Build();
+        app.UseAntiforgery();
+        app.MapStaticAssets();
+        app.MapRazorComponents<App>().AddInteractiveServerRenderMode();
+        return app;
+    }
+}

@@ -1,0 +1,214 @@
+using Grpc.Core;
+using Grpc.Net.Client;
+using Raft.Dashboard.Cluster;
+using Raft.Node.Client;
+using Raft.Node.Protocol;
+
+namespace Raft.Dashboard.ServiceClient;
+
+/// <summary>
+/// Sends the user's actions to the nodes over gRPC: key-value commands through a <see cref="RaftClient"/> (which follows
+/// leader redirects), admin calls to the leader or to one node, and node crashes and restarts to the embedded cluster.
+/// Every refusal comes back as a readable outcome.
+/// </summary>
+public sealed class ClusterCommands(INodeDirectory directory, IClusterMonitor monitor) : IClusterCommands, IDisposable
+{
+    private readonly Lock _lock = new();
+    private RaftClient? _client;
+    private string _clientEndpoints = "";
+    private readonly Dictionary<string, GrpcChannel> _channels = new(StringComparer.Ordinal);
+
+    private RaftClient Client
+    {
+        get
+        {
+            lock (_lock)
+            {
+                string endpoints = string.Join(",", directory.Nodes.Select(n => n.GrpcUrl));
+                if (_client is null || endpoints != _clientEndpoints)
+                {
+                    _client?.Dispose();
+                    _client = new RaftClient(endpoints.Split(','), "dashboard") { Timeout = TimeSpan.FromSeconds(8) };
+                    _clientEndpoints = endpoints;
+                }
+                return _client;
+            }
+        }
+    }
+
+    private Admin.AdminClient AdminOf(string id)
+    {
+        NodeEndpoint node = directory.Nodes.FirstOrDefault(n => n.Id == id) ?? throw new InvalidOperationException($"unknown node {id}");
+        lock (_lock)
+        {
+            if (!_channels.TryGetValue(node.GrpcUrl, out GrpcChannel? channel))
+            {
+                channel = GrpcChannel.ForAddress(node.GrpcUrl);
+                _channels[node.GrpcUrl] = channel;
+            }
+            return new Admin.AdminClient(channel);
+        }
+    }
+
+    private string ServedBy(string? endpoint) =>
+        directory.Nodes.FirstOrDefault(n => n.GrpcUrl == endpoint)?.Id ?? endpoint ?? "?";
+
+    private static async Task<CommandOutcome> Guard(Func<Task<CommandOutcome>> action)
+    {
+        try
+        {
+            return await action();
+        }
+        catch (RpcException e)
+        {
+            return CommandOutcome.Failed($"{e.StatusCode}: {e.Status.Detail}");
+        }
+        catch (Exception e) when (e is InvalidOperationException or ArgumentException or HttpRequestException or TimeoutException)
+        {
+            return CommandOutcome.Failed(e.Message);
+        }
+    }
+
+    private List<string> Redirects(RaftClient client) =>
+        client.LastRedirects.Select(r => string.Join(" -> ", r.Split(" -> ").Select(ServedBy))).ToList();
+
+    public Task<CommandOutcome> PutAsync(string key, string value) => Guard(async () =>
+    {
+        RaftClient client = Client;
+        PutReply reply = await client.PutAsync(key, value);
+        return new CommandOutcome(true, reply.HasPrevious ? $"put {key}={value} (was {reply.Previous})" : $"put {key}={value}", reply.ServedBy, Redirects(client));
+    });
+
+    public Task<CommandOutcome> GetAsync(string key) => Guard(async () =>
+    {
+        RaftClient client = Client;
+        GetReply reply = await client.GetAsync(key);
+        return new CommandOutcome(true, reply.Found ? $"{key} = {reply.Value}" : $"{key} is not set", reply.ServedBy, Redirects(client));
+    });
+
+    public Task<CommandOutcome> DeleteAsync(string key) => Guard(async () =>
+    {
+        RaftClient client = Client;
+        DeleteReply reply = await client.DeleteAsync(key);
+        return new CommandOutcome(true, reply.Deleted ? $"deleted {key} (was {reply.Previous})" : $"{key} was not set", reply.ServedBy, Redirects(client));
+    });
+
+    public Task<CommandOutcome> CompareAndSwapAsync(string key, string? expected, string? value) => Guard(async () =>
+    {
+        RaftClient client = Client;
+        CompareAndSwapReply reply = await client.CompareAndSwapAsync(key, expected, value);
+        string text = reply.Swapped
+            ? $"swapped {key}: {expected ?? "(absent)"} -> {value ?? "(absent)"}"
+            : $"not swapped: {key} is {(reply.HasCurrent ? reply.Current : "(absent)")}";
+        return new CommandOutcome(reply.Swapped, text, reply.ServedBy, Redirects(client));
+    });
+
+    public Task<CommandOutcome> AddServerAsync() => Guard(async () =>
+    {
+        if (!directory.CanManageNodes)
+        {
+            return CommandOutcome.Failed("this dashboard does not run the nodes: start the new node where the cluster runs, then add it with Raft.Node add");
+        }
+        NodeEndpoint node = await directory.StartNewNodeAsync();
+        try
+        {
+            AdminReply reply = await Client.LeaderAdminAsync(async (admin, token) =>
+                await admin.AddServerAsync(new AddServerRequest { Id = node.Id, Address = node.GrpcUrl }, cancellationToken: token));
+            return new CommandOutcome(true, reply.Message, node.Id);
+        }
+        catch (RpcException)
+        {
+            await directory.RetireAsync(node.Id); // it never joined: do not leave it running
+            throw;
+        }
+    });
+
+    public Task<CommandOutcome> RemoveServerAsync(string id) => Guard(async () =>
+    {
+        AdminReply reply = await Client.LeaderAdminAsync(async (admin, token) =>
+            await admin.RemoveServerAsync(new RemoveServerRequest { Id = id }, cancellationToken: token));
+        if (directory.CanManageNodes)
+        {
+            await directory.RetireAsync(id);
+        }
+        return new CommandOutcome(true, reply.Message, id);
+    });
+
+    public Task<CommandOutcome> TransferLeadershipAsync(string id) => Guard(async () =>
+    {
+        AdminReply reply = await Client.LeaderAdminAsync(async (admin, token) =>
+            await admin.TransferLeadershipAsync(new TransferLeadershipRequest { Id = id }, cancellationToken: token));
+        return new CommandOutcome(true, reply.Message, id);
+    });
+
+    public Task<CommandOutcome> TakeSnapshotAsync(string id) => Guard(async () =>
+    {
+        AdminReply reply = await AdminOf(id).TakeSnapshotAsync(new TakeSnapshotRequest(), deadline: DateTime.UtcNow.AddSeconds(10));
+        return new CommandOutcome(true, $"{id}: {reply.Message}", id);
+    });
+
+    public Task<CommandOutcome> CrashAsync(string id) => Guard(async () =>
+    {
+        await directory.CrashAsync(id);
+        return new CommandOutcome(true, $"{id} crashed", id);
+    });
+
+    public Task<CommandOutcome> RestartAsync(string id) => Guard(async () =>
+    {
+        await directory.RestartAsync(id);
+        return new CommandOutcome(true, $"{id} restarted from its data folder", id);
+    });
+
+    /// <summary>Cuts one link: each side drops the other's traffic.</summary>
+    public Task<CommandOutcome> CutLinkAsync(string a, string b) => Guard(async () =>
+    {
+        await ChangeCutAsync(a, b, cut: true);
+        await ChangeCutAsync(b, a, cut: true);
+        return new CommandOutcome(true, $"cut the link {a} - {b}");
+    });
+
+    public Task<CommandOutcome> HealLinkAsync(string a, string b) => Guard(async () =>
+    {
+        await ChangeCutAsync(a, b, cut: false);
+        await ChangeCutAsync(b, a, cut: false);
+        return new CommandOutcome(true, $"healed the link {a} - {b}");
+    });
+
+    private async Task ChangeCutAsync(string node, string peer, bool cut)
+    {
+        NodeStatus status = await AdminOf(node).GetStatusAsync(new StatusRequest(), deadline: DateTime.UtcNow.AddSeconds(3));
+        FaultSpec spec = status.Faults.Clone();
+        spec.CutPeers.Remove(peer);
+        if (cut)
+        {
+            spec.CutPeers.Add(peer);
+        }
+        else
+        {
+            spec.Isolate = false;
+        }
+        await AdminOf(node).SetFaultsAsync(spec, deadline: DateTime.UtcNow.AddSeconds(3));
+    }
+
+    public Task<CommandOutcome> IsolateAsync(string id) => Guard(async () =>
+    {
+        await AdminOf(id).SetFaultsAsync(new FaultSpec { Isolate = true }, deadline: DateTime.UtcNow.AddSeconds(3));
+        return new CommandOutcome(true, $"{id} is isolated from every peer", id);
+    });
+
+    public Task<CommandOutcome> HealAllAsync() => Guard(async () =>
+    {
+        var running = monitor.Current.Nodes.Where(n => n.Connected).Select(n => n.Id).ToList();
+        await Task.WhenAll(running.Select(async id => await AdminOf(id).HealAsync(new HealRequest(), deadline: DateTime.UtcNow.AddSeconds(3))));
+        return new CommandOutcome(true, $"healed every link ({string.Join(", ", running)})");
+    });
+
+    public void Dispose()
+    {
+        _client?.Dispose();
+        foreach (GrpcChannel channel in _channels.Values)
+        {
+            channel.Dispose();
+        }
+    }
+}

@@ -1,0 +1,208 @@
+using System.Text.RegularExpressions;
+using Microsoft.Playwright;
+
+namespace Raft.Tests.Dashboard;
+
+/// <summary>
+/// End to end, through a real browser, against the real dashboard and its embedded cluster: what a user does by clicking.
+/// The flows share one cluster and run in order; each leaves it healthy (three members, one leader, all running).
+/// </summary>
+[Collection(DashboardCollection.Name)]
+public sealed class DashboardBrowserTests(DashboardFixture fixture) : IAsyncLifetime
+{
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(20);
+    private IBrowserContext _context = null!;
+    private IPage _page = null!;
+    private readonly List<string> _console = [];
+
+    public async Task InitializeAsync()
+    {
+        _context = await fixture.Browser.NewContextAsync(new BrowserNewContextOptions { ViewportSize = new ViewportSize { Width = 1400, Height = 1000 } });
+        _page = await _context.NewPageAsync();
+        _page.Console += (_, message) => _console.Add($"{message.Type}: {message.Text}");
+        await _page.GotoAsync(fixture.Url);
+        // Wait for the interactive circuit, not just the prerendered HTML: clicks before it would be lost.
+        await _page.WaitForSelectorAsync("[data-testid=dashboard][data-interactive=true]", new PageWaitForSelectorOptions { Timeout = 30_000 });
+        await WaitAsync(async () => await Leaders() == 1 && await MemberCount() == 3, "a healthy three-node cluster");
+    }
+
+    public async Task DisposeAsync() => await _context.CloseAsync();
+
+    private Task<int> MemberCount() => _page.Locator("[data-testid^=node-][data-role]").CountAsync();
+
+    private Task<int> Leaders() => _page.Locator("[data-testid^=node-][data-role=Leader]").CountAsync();
+
+    private async Task<string> LeaderId()
+    {
+        string testId = (await _page.Locator("[data-testid^=node-][data-role=Leader]").First.GetAttributeAsync("data-testid"))!;
+        return testId["node-".Length..];
+    }
+
+    private async Task<string[]> NodeIds() =>
+        [.. (await _page.Locator("[data-testid^=node-][data-role]").EvaluateAllAsync<string[]>("els => els.map(e => e.dataset.testid.substring(5))"))];
+
+    private async Task<long> Number(string testId) =>
+        long.TryParse(await _page.GetByTestId(testId).InnerTextAsync(), out long value) ? value : -1;
+
+    /// <summary>Polls the page until <paramref name="condition"/> holds; on timeout saves the page and console and fails.</summary>
+    private async Task WaitAsync(Func<Task<bool>> condition, string what)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (!await condition())
+        {
+            if (clock.Elapsed > Patience)
+            {
+                await SaveFailureAsync(what);
+                Assert.Fail($"timed out waiting for {what}; page and console saved in {DashboardFixture.ArtifactsDirectory}");
+            }
+            await Task.Delay(100);
+        }
+    }
+
+    private async Task SaveFailureAsync(string what)
+    {
+        string name = Regex.Replace(what, "[^a-zA-Z0-9]+", "-");
+        await File.WriteAllTextAsync(Path.Combine(DashboardFixture.ArtifactsDirectory, $"failed-{name}.html"), await _page.ContentAsync());
+        await File.WriteAllLinesAsync(Path.Combine(DashboardFixture.ArtifactsDirectory, $"failed-{name}.console.txt"), _console);
+        await _page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(DashboardFixture.ArtifactsDirectory, $"failed-{name}.png"), FullPage = true });
+    }
+
+    private async Task ScreenshotAsync(string name) =>
+        await _page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(DashboardFixture.ArtifactsDirectory, $"{name}.png"), FullPage = true });
+
+    private async Task PutAsync(string key, string value)
+    {
+        // MudTextField puts unmatched attributes on its <input>.
+        await _page.GetByTestId("kv-key").FillAsync(key);
+        await _page.GetByTestId("kv-value").FillAsync(value);
+        await _page.GetByTestId("btn-put").ClickAsync();
+    }
+
+    private async Task<bool> LogsEqual(IEnumerable<string> ids)
+    {
+        var lasts = new List<long>();
+        foreach (string id in ids)
+        {
+            lasts.Add(await Number($"last-{id}"));
+            lasts.Add(await Number($"commit-{id}"));
+        }
+        return lasts.Distinct().Count() == 1;
+    }
+
+    [Fact]
+    public async Task Flow1_the_page_shows_three_nodes_and_exactly_one_leader()
+    {
+        Assert.Equal(3, await MemberCount());
+        Assert.Equal(1, await Leaders());
+        Assert.Contains(await LeaderId(), await _page.GetByTestId("leader").InnerTextAsync(), StringComparison.Ordinal);
+        await ScreenshotAsync("1-three-nodes-one-leader");
+    }
+
+    [Fact]
+    public async Task Flow2_a_put_appears_in_the_key_value_view_and_committed_in_every_log()
+    {
+        await PutAsync("color", "blue");
+        await WaitAsync(async () => (await _page.GetByTestId("command-result").InnerTextAsync()).Contains("put color=blue", StringComparison.Ordinal), "the put to be acknowledged");
+        string leader = await LeaderId();
+        long index = await Number($"last-{leader}");
+
+        await _page.GetByRole(AriaRole.Tab, new PageGetByRoleOptions { Name = "Key-value" }).ClickAsync();
+        await WaitAsync(async () => await _page.GetByTestId("kv-row-color").CountAsync() == 1, "the key in the key-value view");
+        Assert.Contains("blue", await _page.GetByTestId("kv-row-color").InnerTextAsync(), StringComparison.Ordinal);
+
+        await _page.GetByRole(AriaRole.Tab, new PageGetByRoleOptions { Name = "Log" }).ClickAsync();
+        foreach (string id in await NodeIds())
+        {
+            await WaitAsync(async () => await _page.GetByTestId($"log-{id}-{index}").GetAttributeAsync("data-committed") == "true", $"entry {index} committed on {id}");
+            Assert.Contains("put color=blue", await _page.GetByTestId($"log-{id}-{index}").GetAttributeAsync("title") ?? "", StringComparison.Ordinal);
+        }
+        await ScreenshotAsync("2-put-committed-everywhere");
+    }
+
+    [Fact]
+    public async Task Flow3_isolating_the_leader_elects_another_and_healing_makes_the_logs_equal()
+    {
+        string old = await LeaderId();
+        await _page.GetByTestId($"isolate-{old}").ClickAsync();
+        await WaitAsync(async () => await _page.GetByTestId($"node-{old}").GetAttributeAsync("data-isolated") == "true", "the old leader shown as isolated");
+        await WaitAsync(async () =>
+            await _page.Locator($"[data-testid^=node-][data-role=Leader]:not([data-testid=node-{old}])").CountAsync() == 1, "a new leader on the majority side");
+        await WaitAsync(async () => await _page.GetByTestId($"node-{old}").GetAttributeAsync("data-role") != "Leader", "the old leader to step down");
+        await PutAsync("during", "partition");
+        await ScreenshotAsync("3-leader-isolated");
+
+        await _page.GetByTestId("btn-heal-all").ClickAsync();
+        await WaitAsync(async () => await _page.GetByTestId($"node-{old}").GetAttributeAsync("data-isolated") == "false", "the heal");
+        await WaitAsync(async () => await LogsEqual(await NodeIds()), "all logs equal after healing");
+        await ScreenshotAsync("3-healed");
+    }
+
+    [Fact]
+    public async Task Flow4_a_crashed_follower_catches_up_after_restart()
+    {
+        string leader = await LeaderId();
+        string follower = (await NodeIds()).First(id => id != leader);
+        await _page.GetByTestId($"crash-{follower}").ClickAsync();
+        await WaitAsync(async () => await _page.GetByTestId($"node-{follower}").GetAttributeAsync("data-role") == "Down", "the follower shown as down");
+        for (int i = 0; i < 3; i++)
+        {
+            await PutAsync($"while-down-{i}", "x");
+            await WaitAsync(async () => (await _page.GetByTestId("command-result").InnerTextAsync()).Contains($"while-down-{i}", StringComparison.Ordinal), "the write");
+        }
+        await ScreenshotAsync("4-follower-crashed");
+        await _page.GetByTestId($"restart-{follower}").ClickAsync();
+        await WaitAsync(async () => await LogsEqual(await NodeIds()), "the restarted follower to catch up");
+        await ScreenshotAsync("4-follower-caught-up");
+    }
+
+    [Fact]
+    public async Task Flow5_a_server_is_added_then_removed()
+    {
+        await _page.GetByTestId("btn-add-server").ClickAsync();
+        await WaitAsync(async () => await MemberCount() == 4, "four nodes");
+        string added = (await NodeIds()).Order().Last();
+        await ScreenshotAsync("5-four-nodes");
+        await _page.GetByTestId($"remove-{added}").ClickAsync();
+        await WaitAsync(async () => await MemberCount() == 3, "three nodes again");
+        await ScreenshotAsync("5-three-nodes");
+    }
+
+    [Fact]
+    public async Task Flow6_a_snapshot_moves_the_snapshot_boundary()
+    {
+        string leader = await LeaderId();
+        long before = await Number($"snapshot-{leader}");
+        await PutAsync("before-snapshot", "1");
+        await WaitAsync(async () => (await _page.GetByTestId("command-result").InnerTextAsync()).Contains("before-snapshot", StringComparison.Ordinal), "the write");
+        await _page.GetByTestId($"snapshot-btn-{leader}").ClickAsync();
+        await WaitAsync(async () => await Number($"snapshot-{leader}") > before, "the snapshot index to move");
+        long snapshot = await Number($"snapshot-{leader}");
+        await WaitAsync(async () => (await _page.GetByTestId($"snapshot-boundary-{leader}").InnerTextAsync()).Contains($"{snapshot}", StringComparison.Ordinal), "the boundary in the log view");
+        Assert.Equal("true", await _page.GetByTestId($"log-{leader}-{snapshot}").GetAttributeAsync("data-in-snapshot"));
+        await ScreenshotAsync("6-snapshot");
+    }
+
+    [Fact]
+    public async Task Flow7_a_write_without_a_majority_shows_its_error()
+    {
+        string leader = await LeaderId();
+        string[] followers = [.. (await NodeIds()).Where(id => id != leader)];
+        foreach (string follower in followers)
+        {
+            await _page.GetByTestId($"crash-{follower}").ClickAsync();
+            await WaitAsync(async () => await _page.GetByTestId($"node-{follower}").GetAttributeAsync("data-role") == "Down", $"{follower} down");
+        }
+        await PutAsync("no", "majority");
+        await WaitAsync(async () =>
+            await _page.Locator("[data-testid=command-result].mud-alert-text-error, [data-testid=command-result] .mud-alert-message").CountAsync() > 0
+            && !(await _page.GetByTestId("command-result").InnerTextAsync()).Contains("put no=majority", StringComparison.Ordinal), "the refusal");
+        string message = await _page.GetByTestId("command-result").InnerTextAsync();
+        Assert.Matches("DeadlineExceeded|Unavailable|FailedPrecondition", message);
+        await ScreenshotAsync("7-no-majority");
+        foreach (string follower in followers)
+        {
+            await _page.GetByTestId($"restart-{follower}").ClickAsync();
+        }
+        await WaitAsync(async () => await Leaders() == 1 && await LogsEqual(await NodeIds()), "the cluster to recover");
+    }
+}

@@ -1,0 +1,68 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Playwright;
+using Raft.Dashboard;
+using Raft.Dashboard.Cluster;
+using Raft.Tests.Node;
+
+namespace Raft.Tests.Dashboard;
+
+/// <summary>
+/// The real dashboard with its embedded three-node cluster on a free loopback port, and a headless Chromium driven by
+/// Playwright. The browser is Debian's chromium (RAFT_CHROMIUM overrides the path); where it is missing, Playwright's own.
+/// Screenshots, and on failure the page's HTML and console, go to TestResults/dashboard/.
+/// </summary>
+public sealed class DashboardFixture : IAsyncLifetime
+{
+    private WebApplication? _app;
+    private IPlaywright? _playwright;
+
+    public string Url { get; private set; } = "";
+    public IBrowser Browser { get; private set; } = null!;
+    public string DataDir { get; } = Directory.CreateTempSubdirectory("raft-dashboard-").FullName;
+
+    public static string ArtifactsDirectory { get; } = Directory.CreateDirectory(Path.Combine(
+        Environment.GetEnvironmentVariable("RAFT_ARTIFACTS") ?? Path.Combine(AppContext.BaseDirectory, "TestResults"), "dashboard")).FullName;
+
+    public async Task InitializeAsync()
+    {
+        Url = $"http://127.0.0.1:{Ports.Free()}";
+        _app = DashboardApp.Build(new DashboardOptions { DataDir = DataDir, Fresh = true }, Url);
+        await _app.StartAsync();
+
+        _playwright = await Playwright.CreateAsync();
+        string? chromium = Environment.GetEnvironmentVariable("RAFT_CHROMIUM") ?? (File.Exists("/usr/bin/chromium") ? "/usr/bin/chromium" : null);
+        Browser = await _playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
+        {
+            ExecutablePath = chromium,
+            Headless = true,
+            Args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        });
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (Browser != null)
+        {
+            await Browser.CloseAsync();
+        }
+        _playwright?.Dispose();
+        if (_app != null)
+        {
+            await _app.StopAsync();
+            await _app.DisposeAsync();
+        }
+        try
+        {
+            Directory.Delete(DataDir, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
+
+[CollectionDefinition(Name)]
+public sealed class DashboardCollection : ICollectionFixture<DashboardFixture>
+{
+    public const string Name = "Dashboard in a browser";
+}
