@@ -1,0 +1,146 @@
+using Bunit;
+using Microsoft.Extensions.DependencyInjection;
+using MudBlazor.Services;
+using Raft.Dashboard.Components.Controls;
+using Raft.Dashboard.ServiceClient;
+
+namespace Raft.Tests.Dashboard;
+
+/// <summary>Each dashboard component against a fake cluster: what it renders, and which service call each action makes.</summary>
+public sealed class ComponentTests : IAsyncDisposable
+{
+    private readonly BunitContext _context = new();
+    private readonly FakeMonitor _monitor = new();
+    private readonly FakeCommands _commands = new();
+
+    public ComponentTests()
+    {
+        _context.JSInterop.Mode = JSRuntimeMode.Loose;
+        _context.Services.AddMudServices();
+        _context.Services.AddSingleton<IClusterMonitor>(_monitor);
+        _context.Services.AddSingleton<IClusterCommands>(_commands);
+        _monitor.Current = FakeMonitor.ThreeNodes();
+    }
+
+    public async ValueTask DisposeAsync() => await _context.DisposeAsync();
+
+    [Fact]
+    public void The_picture_shows_every_member_with_its_role_and_term()
+    {
+        IRenderedComponent<ClusterPicture> picture = _context.Render<ClusterPicture>();
+        Assert.Equal("Leader", picture.Find("[data-testid=node-n1]").GetAttribute("data-role"));
+        Assert.Equal("Follower", picture.Find("[data-testid=node-n2]").GetAttribute("data-role"));
+        Assert.Contains("Leader t2", picture.Find("[data-testid=node-n1]").TextContent, StringComparison.Ordinal);
+        Assert.Equal(3, picture.FindAll("[data-testid^=link-]").Count);
+        Assert.All(picture.FindAll("[data-testid^=link-]"), link => Assert.Equal("false", link.GetAttribute("data-cut")));
+    }
+
+    [Fact]
+    public void A_cut_link_and_an_isolated_node_are_drawn_as_such_and_re_render_on_change()
+    {
+        IRenderedComponent<ClusterPicture> picture = _context.Render<ClusterPicture>();
+        _monitor.Publish(FakeMonitor.ThreeNodes(isolateN3: false, n1Cuts: ["n2"]));
+        picture.WaitForAssertion(() => Assert.Equal("true", picture.Find("[data-testid=link-n1-n2]").GetAttribute("data-cut")));
+        Assert.Equal("false", picture.Find("[data-testid=link-n1-n3]").GetAttribute("data-cut"));
+
+        _monitor.Publish(FakeMonitor.ThreeNodes(isolateN3: true));
+        picture.WaitForAssertion(() => Assert.Equal("true", picture.Find("[data-testid=node-n3]").GetAttribute("data-isolated")));
+        Assert.Equal("true", picture.Find("[data-testid=link-n2-n3]").GetAttribute("data-cut"));
+        Assert.Contains("isolated", picture.Find("[data-testid=node-n3]").TextContent, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Clicking_a_link_cuts_it_and_clicking_a_cut_link_heals_it()
+    {
+        _monitor.Current = FakeMonitor.ThreeNodes(n1Cuts: ["n2"]);
+        IRenderedComponent<ClusterPicture> picture = _context.Render<ClusterPicture>();
+        picture.Find("[data-testid=link-n1-n3]").Click();
+        picture.Find("[data-testid=link-n1-n2]").Click();
+        Assert.Equal(["cut n1 n3", "heal n1 n2"], _commands.Calls);
+    }
+
+    [Fact]
+    public void The_node_table_shows_each_node_and_its_buttons_call_the_right_commands()
+    {
+        IRenderedComponent<NodeTable> table = _context.Render<NodeTable>();
+        Assert.Equal("Leader", table.Find("[data-testid=role-n1]").TextContent.Trim());
+        Assert.Equal("2", table.Find("[data-testid=commit-n2]").TextContent.Trim());
+        Assert.Equal("1", table.Find("[data-testid=snapshot-n3]").TextContent.Trim());
+
+        table.Find("[data-testid=crash-n2]").Click();
+        table.Find("[data-testid=snapshot-btn-n1]").Click();
+        table.Find("[data-testid=transfer-n3]").Click();
+        table.Find("[data-testid=isolate-n2]").Click();
+        table.Find("[data-testid=remove-n3]").Click();
+        Assert.Equal(["crash n2", "snapshot n1", "transfer n3", "isolate n2", "remove n3"], _commands.Calls);
+        Assert.True(table.Find("[data-testid=transfer-n1]").HasAttribute("disabled")); // it already leads
+    }
+
+    [Fact]
+    public void A_crashed_node_offers_restart()
+    {
+        var snapshot = FakeMonitor.ThreeNodes();
+        _monitor.Current = snapshot with { Nodes = [.. snapshot.Nodes.Select(n => n.Id == "n2" ? n with { Connected = false, Stopped = true } : n)] };
+        IRenderedComponent<NodeTable> table = _context.Render<NodeTable>();
+        Assert.Equal("crashed", table.Find("[data-testid=role-n2]").TextContent.Trim());
+        table.Find("[data-testid=restart-n2]").Click();
+        Assert.Equal(["restart n2"], _commands.Calls);
+    }
+
+    [Fact]
+    public void The_command_panel_sends_the_command_and_shows_who_served_it()
+    {
+        _commands.Outcome = new CommandOutcome(true, "put color=blue", "n1", ["n2 -> n1"]);
+        IRenderedComponent<CommandPanel> panel = _context.Render<CommandPanel>();
+        panel.Find("input[data-testid=kv-key]").Change("color");
+        panel.Find("input[data-testid=kv-value]").Change("blue");
+        panel.Find("[data-testid=btn-put]").Click();
+        Assert.Equal(["put color blue"], _commands.Calls);
+        string result = panel.Find("[data-testid=command-result]").TextContent;
+        Assert.Contains("served by n1", result, StringComparison.Ordinal);
+        Assert.Contains("redirected n2 -> n1", result, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_refusal_is_shown_as_an_error_not_swallowed()
+    {
+        _commands.Outcome = CommandOutcome.Failed("Unavailable: no leader is known yet");
+        IRenderedComponent<CommandPanel> panel = _context.Render<CommandPanel>();
+        panel.Find("input[data-testid=kv-key]").Change("x");
+        panel.Find("[data-testid=btn-get]").Click();
+        var alert = panel.Find("[data-testid=command-result]");
+        Assert.Contains("no leader is known yet", alert.TextContent, StringComparison.Ordinal);
+        Assert.Contains("error", alert.ClassName, StringComparison.OrdinalIgnoreCase);
+
+        panel.Find("input[data-testid=kv-key]").Change("");
+        panel.Find("[data-testid=btn-put]").Click();
+        Assert.Contains("enter a key first", panel.Find("[data-testid=command-result]").TextContent, StringComparison.Ordinal);
+        Assert.Single(_commands.Calls); // the empty key never reached the cluster
+    }
+
+    [Fact]
+    public void The_log_view_aligns_entries_by_index_colours_them_by_term_and_marks_commitment_and_the_snapshot()
+    {
+        IRenderedComponent<LogView> log = _context.Render<LogView>();
+        var committed = log.Find("[data-testid=log-n1-2]");
+        var uncommitted = log.Find("[data-testid=log-n1-3]");
+        Assert.Equal(("2", "true"), (committed.GetAttribute("data-term"), committed.GetAttribute("data-committed")));
+        Assert.Equal("false", uncommitted.GetAttribute("data-committed"));
+        Assert.NotEqual(log.Find("[data-testid=log-n1-1]").GetAttribute("style"), committed.GetAttribute("style")); // another term, another colour
+        Assert.Equal("true", log.Find("[data-testid=log-n3-1]").GetAttribute("data-in-snapshot"));
+        Assert.Contains("snapshot ≤ 1", log.Find("[data-testid=snapshot-boundary-n3]").TextContent, StringComparison.Ordinal);
+        Assert.Contains("put color=blue", log.Find("[data-testid=log-n2-3]").GetAttribute("title"), StringComparison.Ordinal);
+        Assert.Contains("n2: 3 / 4", log.Find("[data-testid=progress-n2]").TextContent, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void The_cluster_panel_shows_the_leader_and_throughput_and_adds_servers()
+    {
+        IRenderedComponent<ClusterPanel> panel = _context.Render<ClusterPanel>();
+        Assert.Contains("n1 (term 2)", panel.Find("[data-testid=leader]").TextContent, StringComparison.Ordinal);
+        Assert.Contains("12 commits/s", panel.Find("[data-testid=throughput]").TextContent, StringComparison.Ordinal);
+        panel.Find("[data-testid=btn-add-server]").Click();
+        panel.Find("[data-testid=btn-heal-all]").Click();
+        Assert.Equal(["add", "heal all"], _commands.Calls);
+    }
+}
