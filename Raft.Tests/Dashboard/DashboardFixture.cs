@@ -30,13 +30,42 @@ public sealed class DashboardFixture : IAsyncLifetime
         await _app.StartAsync();
 
         _playwright = await Playwright.CreateAsync();
-        string? chromium = Environment.GetEnvironmentVariable("RAFT_CHROMIUM") ?? (File.Exists("/usr/bin/chromium") ? "/usr/bin/chromium" : null);
+        string? chromium = FindOrInstallChromium();
         Browser = await _playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
         {
             ExecutablePath = chromium,
             Headless = true,
             Args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
         });
+    }
+
+    private static readonly string[] KnownBrowsers = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"];
+
+    /// <summary>
+    /// RAFT_CHROMIUM, else a system Chromium, else Playwright's own browser (installed now if it can be downloaded),
+    /// else, as root on Debian, Debian's chromium package. Null means "Playwright's own".
+    /// </summary>
+    private static string? FindOrInstallChromium()
+    {
+        if (Environment.GetEnvironmentVariable("RAFT_CHROMIUM") is { Length: > 0 } configured)
+        {
+            return configured;
+        }
+        if (KnownBrowsers.FirstOrDefault(File.Exists) is { } system)
+        {
+            return system;
+        }
+        if (Microsoft.Playwright.Program.Main(["install", "chromium"]) == 0)
+        {
+            return null;
+        }
+        if (Environment.UserName == "root" && File.Exists("/usr/bin/apt-get"))
+        {
+            using var install = System.Diagnostics.Process.Start("/bin/sh", ["-c", "apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium"]);
+            install.WaitForExit();
+        }
+        return KnownBrowsers.FirstOrDefault(File.Exists)
+            ?? throw new InvalidOperationException("no Chromium: install Debian's chromium (apt-get install chromium) or set RAFT_CHROMIUM");
     }
 
     public async Task DisposeAsync()
