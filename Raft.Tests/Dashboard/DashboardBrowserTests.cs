@@ -104,7 +104,10 @@ public sealed class DashboardBrowserTests(DashboardFixture fixture) : IAsyncLife
         await PutAsync("color", "blue");
         await WaitAsync(async () => (await _page.GetByTestId("command-result").InnerTextAsync()).Contains("put color=blue", StringComparison.Ordinal), "the put to be acknowledged");
         string leader = await LeaderId();
-        long index = await Number($"last-{leader}");
+        // The entry's index, as the leader's log row shows it.
+        ILocator entry = _page.Locator($"[data-testid^=log-{leader}-][title*='put color=blue']");
+        await WaitAsync(async () => await entry.CountAsync() == 1, "the entry in the leader's log");
+        long index = long.Parse((await entry.GetAttributeAsync("data-testid"))!.Split('-')[^1], System.Globalization.CultureInfo.InvariantCulture);
 
         await _page.GetByRole(AriaRole.Tab, new PageGetByRoleOptions { Name = "Key-value" }).ClickAsync();
         await WaitAsync(async () => await _page.GetByTestId("kv-row-color").CountAsync() == 1, "the key in the key-value view");
