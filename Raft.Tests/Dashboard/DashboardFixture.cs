@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Playwright;
 using Raft.Dashboard;
 using Raft.Dashboard.Cluster;
@@ -17,6 +18,9 @@ public sealed class DashboardFixture : IAsyncLifetime
     private IPlaywright? _playwright;
 
     public string Url { get; private set; } = "";
+
+    /// <summary>The embedded cluster's gRPC endpoints.</summary>
+    public IEnumerable<string> Endpoints => _app!.Services.GetRequiredService<INodeDirectory>().Nodes.Select(n => n.GrpcUrl);
     public IBrowser Browser { get; private set; } = null!;
     public string DataDir { get; } = Directory.CreateTempSubdirectory("raft-dashboard-").FullName;
 
