@@ -150,55 +150,19 @@ public sealed class GrpcTransport : ITransport, IAsyncDisposable
                 }
                 var options = new CallOptions(deadline: DateTime.UtcNow + CallTimeout, cancellationToken: stopping);
                 string self = _transport._self;
-                RaftMessage? answer;
-                switch (message)
+                string kind = ProtoMapping.KindOf(message);
+                RaftMessage? answer = message switch
                 {
-                    case EngineAppendEntries append:
-                    {
-                        AppendEntriesRequest request = ProtoMapping.ToProto(append);
-                        _transport._metrics.Sent(ProtoMapping.KindOf(message), request.CalculateSize());
-                        AppendEntriesReply reply = await _client.AppendEntriesAsync(request, options);
-                        answer = reply.Response is { } r ? ProtoMapping.FromProto(r, self) : null;
-                        break;
-                    }
-                    case EngineRequestVote vote:
-                    {
-                        RequestVoteRequest request = ProtoMapping.ToProto(vote);
-                        _transport._metrics.Sent(ProtoMapping.KindOf(message), request.CalculateSize());
-                        RequestVoteReply reply = await _client.RequestVoteAsync(request, options);
-                        answer = reply.Response is { } r ? ProtoMapping.FromProto(r, self) : null;
-                        break;
-                    }
-                    case InstallSnapshot chunk:
-                    {
-                        InstallSnapshotChunk request = ProtoMapping.ToProto(chunk);
-                        _transport._metrics.Sent(ProtoMapping.KindOf(message), request.CalculateSize());
-                        using AsyncClientStreamingCall<InstallSnapshotChunk, InstallSnapshotReply> call = _client.InstallSnapshot(options);
-                        await call.RequestStream.WriteAsync(request, stopping);
-                        await call.RequestStream.CompleteAsync();
-                        InstallSnapshotReply reply = await call;
-                        answer = reply.Response is { } r ? ProtoMapping.FromProto(r, self) : null;
-                        break;
-                    }
-                    case EngineTimeoutNow timeoutNow:
-                    {
-                        TimeoutNowRequest request = ProtoMapping.ToProto(timeoutNow);
-                        _transport._metrics.Sent(ProtoMapping.KindOf(message), request.CalculateSize());
-                        await _client.TimeoutNowAsync(request, options);
-                        answer = null;
-                        break;
-                    }
-                    case ReadIndexRequest read:
-                    {
-                        ReadIndexPeerRequest request = ProtoMapping.ToProto(read);
-                        _transport._metrics.Sent(ProtoMapping.KindOf(message), request.CalculateSize());
-                        ReadIndexPeerReply reply = await _client.ReadIndexAsync(request, options);
-                        answer = reply.Response is { } r ? ProtoMapping.FromProto(r, self) : null;
-                        break;
-                    }
-                    default:
-                        return;
-                }
+                    EngineAppendEntries m => await ExchangeAsync(kind, ProtoMapping.ToProto(m), r => _client.AppendEntriesAsync(r, options),
+                        reply => reply.Response is { } a ? ProtoMapping.FromProto(a, self) : null),
+                    EngineRequestVote m => await ExchangeAsync(kind, ProtoMapping.ToProto(m), r => _client.RequestVoteAsync(r, options),
+                        reply => reply.Response is { } a ? ProtoMapping.FromProto(a, self) : null),
+                    ReadIndexRequest m => await ExchangeAsync(kind, ProtoMapping.ToProto(m), r => _client.ReadIndexAsync(r, options),
+                        reply => reply.Response is { } a ? ProtoMapping.FromProto(a, self) : null),
+                    EngineTimeoutNow m => await ExchangeAsync(kind, ProtoMapping.ToProto(m), r => _client.TimeoutNowAsync(r, options), _ => null),
+                    InstallSnapshot m => await SendChunkAsync(kind, ProtoMapping.ToProto(m), options, self, stopping),
+                    _ => null,
+                };
                 if (answer != null && !_transport._faults.ShouldDrop(_peer))
                 {
                     _transport._metrics.Received(ProtoMapping.KindOf(answer), 0);
@@ -210,6 +174,25 @@ public sealed class GrpcTransport : ITransport, IAsyncDisposable
                 // A lost message: Raft retries by itself (heartbeats, probes, chunk resends).
                 _transport._logger.LogDebug("{Kind} to {Peer} failed: {Error}", ProtoMapping.KindOf(message), _peer, e.Message);
             }
+        }
+
+        /// <summary>One unary call: count it, send it, turn the reply into the engine's answer (if any).</summary>
+        private async Task<RaftMessage?> ExchangeAsync<TRequest, TReply>(string kind, TRequest request, Func<TRequest, AsyncUnaryCall<TReply>> call, Func<TReply, RaftMessage?> answer)
+            where TRequest : Google.Protobuf.IMessage
+        {
+            _transport._metrics.Sent(kind, request.CalculateSize());
+            return answer(await call(request));
+        }
+
+        /// <summary>A snapshot chunk goes out on the client-streaming InstallSnapshot call.</summary>
+        private async Task<RaftMessage?> SendChunkAsync(string kind, InstallSnapshotChunk chunk, CallOptions options, string self, CancellationToken stopping)
+        {
+            _transport._metrics.Sent(kind, chunk.CalculateSize());
+            using AsyncClientStreamingCall<InstallSnapshotChunk, InstallSnapshotReply> call = _client.InstallSnapshot(options);
+            await call.RequestStream.WriteAsync(chunk, stopping);
+            await call.RequestStream.CompleteAsync();
+            InstallSnapshotReply reply = await call;
+            return reply.Response is { } r ? ProtoMapping.FromProto(r, self) : null;
         }
 
         public async ValueTask DisposeAsync()
