@@ -19,6 +19,7 @@ public sealed class EventStreamer(ClusterMember member, IHubContext<RaftHub> hub
     public static readonly TimeSpan Interval = TimeSpan.FromMilliseconds(50);
     private const int MaxBacklog = 50_000;
     private const int MaxEntriesPerBatch = 200;
+    private const int MaxTracedPerBatch = 500;
     private static readonly TimeSpan StatusRefresh = TimeSpan.FromMilliseconds(250);
     private readonly ConcurrentQueue<object> _events = new();
     private long _seq;
@@ -39,6 +40,7 @@ public sealed class EventStreamer(ClusterMember member, IHubContext<RaftHub> hub
     {
         member.Node.EventRaised += Enqueue;
         member.Faults.Changed += Enqueue;
+        member.Tracer.Traced += Enqueue;
         try
         {
             using var timer = new PeriodicTimer(Interval);
@@ -81,6 +83,7 @@ public sealed class EventStreamer(ClusterMember member, IHubContext<RaftHub> hub
             {
             }
             member.Faults.Changed -= Enqueue;
+            member.Tracer.Traced -= Enqueue;
         }
     }
 
@@ -99,6 +102,7 @@ public sealed class EventStreamer(ClusterMember member, IHubContext<RaftHub> hub
     {
         var changes = new List<Change>();
         long? appendFrom = null, appendTo = null, commit = null, applied = null;
+        int traced = 0;
         DateTimeOffset now = DateTimeOffset.UtcNow;
         while (_events.TryDequeue(out object? item))
         {
@@ -124,6 +128,11 @@ public sealed class EventStreamer(ClusterMember member, IHubContext<RaftHub> hub
                 case RaftEvent e:
                     changes.Add(Describe(e));
                     break;
+                case MessageTrace t when traced++ < MaxTracedPerBatch:
+                    changes.Add(new Change(Next(), now, t.Outgoing ? "message-sent" : "message-received", t.Describe(), Term: t.Message.Term));
+                    break;
+                case MessageTrace:
+                    break; // beyond the cap for one batch: dropped (the trace is a sample, not a record)
                 case FaultSpec f:
                     changes.Add(new Change(Next(), now, "faults", f.Isolate ? "isolated from all peers" :
                         f.CutPeers.Count > 0 ? $"links cut to {string.Join(", ", f.CutPeers)}" :

@@ -36,7 +36,8 @@ public sealed record FullState(long Seq, StatusView Status, IReadOnlyList<LogEnt
 
 /// <summary>
 /// One change. Kinds: term, vote, role, leader, appended (Entries; FromIndex below the previous last index means the
-/// log was truncated there first), commit, applied, snapshot-taken, snapshot-installed, configuration, faults, abandoned.
+/// log was truncated there first), commit, applied, snapshot-taken, snapshot-installed, configuration, faults, abandoned,
+/// and, when traced, message-sent and message-received.
 /// </summary>
 public sealed record Change(
     long Seq,

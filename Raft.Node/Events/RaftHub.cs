@@ -5,7 +5,8 @@ namespace Raft.Node.Events;
 
 /// <summary>
 /// The node's live event stream at /hubs/raft. Call GetState() once, then handle "Changes" (a <see cref="ChangeBatch"/>)
-/// and "Reset" (call GetState() again). GetData() returns this node's key-value contents as applied (a stale read).
+/// and "Reset" (call GetState() again). GetData() returns this node's key-value contents as applied (a stale read);
+/// TraceMessages(true) adds every peer message to the stream.
 /// </summary>
 public sealed class RaftHub(EventStreamer streamer, ClusterMember member) : Hub
 {
@@ -14,4 +15,7 @@ public sealed class RaftHub(EventStreamer streamer, ClusterMember member) : Hub
     public Task<FullState> GetState() => streamer.GetFullStateAsync(Context.ConnectionAborted);
 
     public IReadOnlyList<KeyValuePair<string, string>> GetData() => member.StateMachine.Snapshot();
+
+    /// <summary>Turns the (high-volume) stream of peer messages on or off: "message-sent" and "message-received" changes.</summary>
+    public void TraceMessages(bool enabled) => member.Tracer.Enabled = enabled;
 }

@@ -30,13 +30,14 @@ public sealed class ClusterMember : IHostedService, IAsyncDisposable
         _logger = loggers.CreateLogger<ClusterMember>();
         _bootstrap = options.ParseMembers();
         Faults = new FaultInjector(options.EnableFaultInjection);
-        Transport = new GrpcTransport(options.Id, AddressOf, Replies, Faults, metrics, loggers.CreateLogger<GrpcTransport>());
+        Transport = new GrpcTransport(options.Id, AddressOf, Replies, Faults, metrics, Tracer, loggers.CreateLogger<GrpcTransport>());
     }
 
     public NodeOptions Options { get; }
     public string Id => Options.Id;
     public KeyValueStateMachine StateMachine { get; } = new();
     public FaultInjector Faults { get; }
+    public Events.MessageTracer Tracer { get; } = new();
     public ReplyCorrelator Replies { get; } = new();
     public GrpcTransport Transport { get; }
     public RaftNode Node => _node ?? throw new InvalidOperationException("the node has not started");

@@ -66,7 +66,15 @@ public static class NodeApp
 
     private static void Listen(KestrelServerOptions kestrel, Uri url, HttpProtocols protocols)
     {
-        Action<ListenOptions> configure = listen => listen.Protocols = protocols;
+        Action<ListenOptions> configure = listen =>
+        {
+            listen.Protocols = protocols;
+            if (url.Scheme == Uri.UriSchemeHttps)
+            {
+                // TLS by configuration: the certificate comes from Kestrel:Certificates:Default (path and password).
+                listen.UseHttps();
+            }
+        };
         if (url.Host is "localhost")
         {
             kestrel.ListenLocalhost(url.Port, configure);

@@ -60,7 +60,8 @@ public sealed class NodeOptions
           Raft.Node [options]
 
           --id <id>                     this member's id (default n1)
-          --grpc-url <url>              gRPC endpoint, HTTP/2 cleartext (default http://127.0.0.1:7001)
+          --grpc-url <url>              gRPC endpoint, HTTP/2 cleartext (default http://127.0.0.1:7001); an
+                                        https url uses TLS with Kestrel:Certificates:Default (Path, Password)
           --http-url <url>              SignalR hub /hubs/raft, /healthz, /metrics (default http://127.0.0.1:8001)
           --members <id=url,...>        initial members, this one included; omit to join a cluster later (AddServer)
           --data-dir <path>             SQLite data folder (default data/<id>); existing state wins over --members

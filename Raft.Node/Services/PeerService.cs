@@ -38,6 +38,7 @@ public sealed class PeerService(ClusterMember member, Metrics.NodeMetrics metric
             return null; // cut link: as if it never arrived
         }
         metrics.Received(ProtoMapping.KindOf(request), bytes);
+        member.Tracer.Received(request);
         TaskCompletionSource<RaftMessage> waiter = member.Replies.Expect<TAnswer>(request.From);
         member.Node.Receive(request);
         return (TAnswer?)await ReplyCorrelator.WaitAsync(waiter, AnswerTimeout, context.CancellationToken);
@@ -74,6 +75,7 @@ public sealed class PeerService(ClusterMember member, Metrics.NodeMetrics metric
         if (!member.Faults.ShouldDrop(message.From))
         {
             metrics.Received(ProtoMapping.KindOf(message), request.CalculateSize());
+            member.Tracer.Received(message);
             member.Node.Receive(message);
         }
         return Task.FromResult(new PeerAck());

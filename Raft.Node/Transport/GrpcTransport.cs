@@ -33,8 +33,12 @@ public sealed class GrpcTransport : ITransport, IAsyncDisposable
     private Action<RaftMessage> _deliver = _ => { };
     private int _disposed;
 
-    public GrpcTransport(string self, Func<string, string?> addressOf, ReplyCorrelator replies, FaultInjector faults, NodeMetrics metrics, ILogger<GrpcTransport> logger)
+    private readonly Events.MessageTracer _tracer;
+
+    public GrpcTransport(string self, Func<string, string?> addressOf, ReplyCorrelator replies, FaultInjector faults, NodeMetrics metrics,
+        Events.MessageTracer tracer, ILogger<GrpcTransport> logger)
     {
+        _tracer = tracer;
         _self = self;
         _addressOf = addressOf;
         _replies = replies;
@@ -50,13 +54,17 @@ public sealed class GrpcTransport : ITransport, IAsyncDisposable
     {
         if (message is Engine.Consensus.AppendEntriesResponse or Engine.Consensus.RequestVoteResponse or Engine.Consensus.InstallSnapshotResponse or ReadIndexResponse)
         {
-            _replies.TryComplete(message); // the answer rides back on the request's reply
+            if (_replies.TryComplete(message)) // the answer rides back on the request's reply
+            {
+                _tracer.Sent(message);
+            }
             return;
         }
         if (_faults.ShouldDrop(message.To))
         {
             return;
         }
+        _tracer.Sent(message);
         string? address = _addressOf(message.To);
         if (address is null)
         {
@@ -166,6 +174,7 @@ public sealed class GrpcTransport : ITransport, IAsyncDisposable
                 if (answer != null && !_transport._faults.ShouldDrop(_peer))
                 {
                     _transport._metrics.Received(ProtoMapping.KindOf(answer), 0);
+                    _transport._tracer.Received(answer);
                     _transport._deliver(answer);
                 }
             }

@@ -69,5 +69,12 @@ public sealed class EventHubTests
         await NodeTestCluster.WaitUntilAsync(() => Task.FromResult(changes.Any(c => c.Kind == "role" && c.Role == "Leader")), what: "the follower to report it leads");
         Assert.Contains(changes, c => c.Kind == "term");
         Assert.Contains(changes, c => c.Kind == "faults" && c.Text == "healed");
+        Assert.DoesNotContain(changes, c => c.Kind.StartsWith("message", StringComparison.Ordinal)); // off by default
+
+        await hub.InvokeAsync("TraceMessages", true);
+        await NodeTestCluster.WaitUntilAsync(() => Task.FromResult(
+            changes.Any(c => c.Kind == "message-sent" && c.Text.StartsWith("heartbeat to", StringComparison.Ordinal))
+            && changes.Any(c => c.Kind == "message-received" && c.Text.Contains("append_entries_response from", StringComparison.Ordinal))), what: "traced messages");
+        Assert.Contains(changes, c => c.Kind == "message-sent" && c.Text.Contains("commit", StringComparison.Ordinal));
     }
 }
