@@ -87,7 +87,7 @@ public sealed partial class RaftCore
         }
         if (_rules.ChangeOnlyAfterOwnTermCommit && TermAt(CommitIndex) != Term)
         {
-            return Refuse(AdminStatus.InProgress, "this leader has not yet committed an entry of its term; retry shortly");
+            return Refuse(AdminStatus.LeaderNotReady, "this leader has not yet committed an entry of its term; retry shortly");
         }
         if (ConfigurationChangePending)
         {

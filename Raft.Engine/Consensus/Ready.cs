@@ -57,8 +57,10 @@ public enum AdminStatus
 {
     Accepted,
     NotLeader,
-    /// <summary>Another membership change or a transfer is under way, or the new leader has not committed in its term yet.</summary>
+    /// <summary>Another membership change or a transfer is under way.</summary>
     InProgress,
+    /// <summary>A new leader has not yet committed an entry of its own term; it will shortly (the host retries by itself).</summary>
+    LeaderNotReady,
     UnknownServer,
     AlreadyMember,
     Invalid,

@@ -27,6 +27,7 @@ public sealed class RaftNode : IAsyncDisposable
     private readonly Dictionary<long, TaskCompletionSource> _readsAwaitingIndex = [];
     private readonly List<(long Index, TaskCompletionSource Completion)> _readsAwaitingApply = [];
     private readonly List<PendingAdmin> _admin = [];
+    private readonly List<AdminInput> _adminRetries = [];
     private readonly List<Action> _completions = [];
     private long _nextReadId;
 
@@ -184,6 +185,8 @@ public sealed class RaftNode : IAsyncDisposable
                     await FeedAsync(core, input, stopping);
                 }
                 await CarryOutReadyAsync(core, stopping);
+                RetryAdmin(core);
+                await CarryOutReadyAsync(core, stopping);
                 if (core.IsSnapshotDue)
                 {
                     await TakeSnapshotAsync(core, stopping);
@@ -252,21 +255,49 @@ public sealed class RaftNode : IAsyncDisposable
                 _completions.Add(() => snapshot.Completion.TrySetResult());
                 break;
             case AdminInput admin:
-                AdminResult answer = admin.Kind switch
-                {
-                    AdminKind.AddServer => core.AddServer(admin.ServerId, admin.Address),
-                    AdminKind.RemoveServer => core.RemoveServer(admin.ServerId),
-                    _ => core.TransferLeadership(admin.ServerId),
-                };
-                if (answer.Accepted)
-                {
-                    _admin.Add(new PendingAdmin(admin, core.Term));
-                }
-                else
-                {
-                    admin.Completion.TrySetException(new RaftAdminException(answer.Status, answer.Message, answer.LeaderHint));
-                }
+                StartAdmin(core, admin);
                 break;
+        }
+    }
+
+    /// <summary>
+    /// Hands an admin request to the core. A new leader refuses changes until it has committed in its term, which takes
+    /// a round trip: such a request waits here (up to four election timeouts) instead of failing.
+    /// </summary>
+    private void StartAdmin(RaftCore core, AdminInput admin)
+    {
+        AdminResult answer = admin.Kind switch
+        {
+            AdminKind.AddServer => core.AddServer(admin.ServerId, admin.Address),
+            AdminKind.RemoveServer => core.RemoveServer(admin.ServerId),
+            _ => core.TransferLeadership(admin.ServerId),
+        };
+        if (answer.Accepted)
+        {
+            _admin.Add(new PendingAdmin(admin, core.Term));
+            return;
+        }
+        admin.FirstRefusal ??= _time.GetUtcNow();
+        TimeSpan patience = _options.TickInterval * _options.Raft.ElectionTicks * 4;
+        if (answer.Status == AdminStatus.LeaderNotReady && _time.GetUtcNow() - admin.FirstRefusal < patience)
+        {
+            _adminRetries.Add(admin);
+            return;
+        }
+        admin.Completion.TrySetException(new RaftAdminException(answer.Status, answer.Message, answer.LeaderHint));
+    }
+
+    private void RetryAdmin(RaftCore core)
+    {
+        if (_adminRetries.Count == 0)
+        {
+            return;
+        }
+        AdminInput[] waiting = [.. _adminRetries];
+        _adminRetries.Clear();
+        foreach (AdminInput admin in waiting)
+        {
+            StartAdmin(core, admin);
         }
     }
 
@@ -483,6 +514,11 @@ public sealed class RaftNode : IAsyncDisposable
             pending.Input.Completion.TrySetException(reason);
         }
         _admin.Clear();
+        foreach (AdminInput waiting in _adminRetries)
+        {
+            waiting.Completion.TrySetException(reason);
+        }
+        _adminRetries.Clear();
         while (_inputs.Reader.TryRead(out Input? input))
         {
             switch (input)
@@ -529,6 +565,9 @@ public sealed class RaftNode : IAsyncDisposable
     private sealed record AdminInput(AdminKind Kind, string ServerId) : Input
     {
         public string? Address { get; init; }
+
+        /// <summary>When the core first refused it as not ready (null: never).</summary>
+        public DateTimeOffset? FirstRefusal { get; set; }
 
         public TaskCompletionSource Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }

@@ -54,6 +54,7 @@ public static class RpcErrors
             StatusCode code = e.Status switch
             {
                 AdminStatus.InProgress => StatusCode.Aborted,
+                AdminStatus.LeaderNotReady => StatusCode.Unavailable,
                 AdminStatus.UnknownServer => StatusCode.NotFound,
                 AdminStatus.AlreadyMember => StatusCode.AlreadyExists,
                 _ => StatusCode.InvalidArgument,
