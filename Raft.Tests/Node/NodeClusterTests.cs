@@ -153,6 +153,23 @@ public sealed class NodeClusterTests
     }
 
     [Fact]
+    public async Task A_node_restarted_on_its_data_recovers_it_and_ignores_a_different_member_list()
+    {
+        await using var cluster = new NodeTestCluster(3);
+        await cluster.StartAllAsync();
+        string leader = await cluster.WaitForLeaderAsync();
+        using var client = cluster.Client();
+        await client.PutAsync("kept", "yes");
+        string follower = cluster.Specs.First(s => s.Id != leader).Id;
+        await cluster.StopAsync(follower);
+        await cluster.StartAsync(follower, members: $"{follower}={cluster[follower].GrpcUrl}"); // a one-node list: ignored
+        await NodeTestCluster.WaitUntilAsync(async () => (await cluster.StatusAsync(follower)).LeaderId == leader, what: "the follower to rejoin");
+        NodeStatus status = await cluster.StatusAsync(follower);
+        Assert.Equal(3, status.Members.Count);
+        Assert.Equal("yes", (await cluster.KeyValue(follower).GetAsync(new GetRequest { Key = "kept", Stale = true })).Value);
+    }
+
+    [Fact]
     public async Task Fault_injection_is_refused_unless_enabled()
     {
         await using var cluster = new NodeTestCluster(1, options => options.EnableFaultInjection = false);
