@@ -36,9 +36,6 @@ public sealed class ClusterMonitor : IClusterMonitor, IHostedService, IAsyncDisp
 
     public event Action? Changed;
 
-    /// <summary>Changes received since start, batches and individual changes (for measuring the stream's load).</summary>
-    public long BatchesReceived { get; private set; }
-
     public Task StartAsync(CancellationToken cancellationToken)
     {
         _directory.Changed += SyncSubscriptions;
@@ -255,7 +252,6 @@ public sealed class ClusterMonitor : IClusterMonitor, IHostedService, IAsyncDisp
         {
             lock (monitor._lock)
             {
-                monitor.BatchesReceived++;
                 _status = batch.Status;
                 _connected = true;
                 foreach (Change change in batch.Changes.Where(c => c.Seq > _seq))

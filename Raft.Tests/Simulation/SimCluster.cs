@@ -1,4 +1,3 @@
-using System.Text;
 using Raft.Engine.Consensus;
 using Raft.Engine.Log;
 using Raft.Engine.Membership;
@@ -36,7 +35,7 @@ internal sealed partial class SimCluster
     private readonly RuleSwitches _rules;
     private readonly ClusterConfiguration _bootstrap;
     private readonly Dictionary<string, SimServer> _servers = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, (KvCommand Command, bool Acknowledged)> _lastCommandOfClient = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, KvCommand> _lastCommandOfClient = new(StringComparer.Ordinal);
     private long _nextValue;
 
     /// <param name="spares">Servers beyond the initial <paramref name="size"/> that run with no configuration, ready to be added.</param>
@@ -276,13 +275,13 @@ internal sealed partial class SimCluster
     {
         string client = $"c{_random.Next(5)}";
         KvCommand command;
-        if (_lastCommandOfClient.TryGetValue(client, out var last) && _random.NextDouble() < Faults.RetryRate)
+        if (_lastCommandOfClient.TryGetValue(client, out KvCommand? last) && _random.NextDouble() < Faults.RetryRate)
         {
-            command = last.Command;
+            command = last;
         }
         else
         {
-            long sequence = (last.Command?.Sequence ?? 0) + 1;
+            long sequence = (last?.Sequence ?? 0) + 1;
             string key = $"k{_random.Next(8)}";
             long value = ++_nextValue;
             command = _random.Next(4) switch
@@ -291,7 +290,7 @@ internal sealed partial class SimCluster
                 1 => KvCommand.CompareAndSwap(key, $"v{value - 1}", $"v{value}", client, sequence),
                 _ => KvCommand.Put(key, $"v{value}", client, sequence),
             };
-            _lastCommandOfClient[client] = (command, false);
+            _lastCommandOfClient[client] = command;
         }
         SimServer? target = _random.NextDouble() < 0.8 ? Leader : null;
         target ??= Servers.Where(s => s.IsUp).ElementAtOrDefault(_random.Next(Ids.Count));
@@ -563,7 +562,4 @@ internal sealed partial class SimCluster
             throw new InvariantViolation("Commit needs a majority of voters", $"{core.Id} committed {index} (term {term}) held by {holders} of the voters in {core.Configuration}: {detail}");
         }
     }
-
-    /// <summary>Text commands for scripted scenarios.</summary>
-    public static byte[] Text(string text) => Encoding.UTF8.GetBytes(text);
 }
