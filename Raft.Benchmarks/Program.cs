@@ -81,7 +81,7 @@ static void Core()
             while (core.HasReady)
             {
                 Ready ready = core.TakeReady();
-                foreach (RaftMessage m in ready.Messages)
+                foreach (RaftMessage m in ready.AllMessages)
                 {
                     inbox.Enqueue(m);
                 }

@@ -22,6 +22,7 @@ public sealed partial class RaftCore
     private readonly RaftLog _log;
     private readonly ConfigurationHistory _configurations;
     private readonly List<RaftMessage> _outbox = [];
+    private readonly List<RaftMessage> _replicationOutbox = [];
     private readonly List<ReadState> _readStates = [];
     private readonly List<RaftNotice> _notices = [];
     private readonly Dictionary<string, Progress> _progress = new(StringComparer.Ordinal);
@@ -182,6 +183,7 @@ public sealed partial class RaftCore
     public bool HasReady =>
         (Role == Role.Leader && (_broadcastPending || _readHeartbeatPending))
         || _outbox.Count > 0
+        || _replicationOutbox.Count > 0
         || _readStates.Count > 0
         || _notices.Count > 0
         || _snapshotToInstall != null
@@ -218,8 +220,21 @@ public sealed partial class RaftCore
         IReadOnlyList<LogEntry> committed = CommitIndex > _applyHandedOut ? _log.Slice(_applyHandedOut + 1, CommitIndex) : [];
         _applyHandedOut = CommitIndex;
 
-        var ready = new Ready(hardState, toPersist, [.. _outbox], committed, _snapshotToInstall, [.. _readStates], [.. _notices]);
+        // 10.2.1: a leader's replication messages may go out while its own write is in flight, but only once its term
+        // and vote are durable (else a restarted leader could lead the same term again with different entries).
+        bool early = hardState is null;
+        List<RaftMessage> messages = early ? [.. _outbox] : [.. _replicationOutbox, .. _outbox];
+        List<RaftMessage> beforePersist = early ? [.. _replicationOutbox] : [];
+        if (!_rules.PromiseOnlyWhenDurable)
+        {
+            (beforePersist, messages) = ([.. beforePersist, .. messages], []);
+        }
+        var ready = new Ready(hardState, toPersist, messages, committed, _snapshotToInstall, [.. _readStates], [.. _notices])
+        {
+            MessagesBeforePersist = beforePersist,
+        };
         _outbox.Clear();
+        _replicationOutbox.Clear();
         _readStates.Clear();
         _notices.Clear();
         _snapshotToInstall = null;
@@ -356,7 +371,12 @@ public sealed partial class RaftCore
         }
     }
 
-    private void Send(RaftMessage message) => _outbox.Add(message);
+    /// <summary>
+    /// Queues a message. A leader's AppendEntries and snapshot chunks depend on nothing it has yet to persist but the
+    /// entries they carry, so they are kept apart: they may leave before the batch's write (see <see cref="Ready"/>).
+    /// </summary>
+    private void Send(RaftMessage message) =>
+        (Role == Role.Leader && message is AppendEntries or InstallSnapshot ? _replicationOutbox : _outbox).Add(message);
 }
 
 /// <summary>The leader's view of one follower, for status displays.</summary>

@@ -74,6 +74,9 @@ internal sealed record RuleSwitches
     /// <summary>A leader changes the configuration only after committing an entry of its own term (the 2015 fix).</summary>
     public bool ChangeOnlyAfterOwnTermCommit { get; init; } = true;
 
+    /// <summary>Votes and acknowledgements leave only after what they promise is persisted (only a leader's replication goes early).</summary>
+    public bool PromiseOnlyWhenDurable { get; init; } = true;
+
     /// <summary>A read index is answered only after a majority confirms this node still leads.</summary>
     public bool ConfirmReadsWithQuorum { get; init; } = true;
 }

@@ -6,14 +6,18 @@ namespace Raft.Engine.Consensus;
 public readonly record struct HardState(long Term, string? VotedFor);
 
 /// <summary>
-/// The output of the core, handed to the host in one batch. The host must carry it out in this order:
-/// 1. if <see cref="SnapshotToInstall"/> is set, store it durably (it replaces the log up to its index);
-/// 2. persist <see cref="HardState"/> (if set) and <see cref="EntriesToPersist"/> in one durable step
-///    (entries replace any stored entries from the first one's index on);
-/// 3. send <see cref="Messages"/> (they may depend on the steps above: a vote, an acknowledgement);
-/// 4. restore the state machine from <see cref="SnapshotToInstall"/>, then apply <see cref="CommittedEntries"/> in order;
-/// 5. answer <see cref="ReadStates"/> once the state machine has applied their index; act on <see cref="Notices"/>;
-/// 6. call <see cref="RaftCore.Advance"/> with this batch.
+/// The output of the core, handed to the host in one batch. <see cref="Hosting.ReadyProcessor"/> carries it out in
+/// this order, which is the contract (docs/ARCHITECTURE.md explains each step):
+/// 1. send <see cref="MessagesBeforePersist"/> (a leader's AppendEntries and snapshot chunks: dissertation 10.2.1);
+/// 2. start one durable write: <see cref="SnapshotToInstall"/> if set (it replaces the log up to its index), then
+///    <see cref="HardState"/> (if set) and <see cref="EntriesToPersist"/> (which replace any stored entries from the
+///    first one's index on);
+/// 3. while it is in flight, apply the <see cref="CommittedEntries"/> that were already durable before this batch;
+/// 4. wait until the write is durable, then send <see cref="Messages"/> (they promise what was just persisted: a vote,
+///    an acknowledgement);
+/// 5. restore the state machine from <see cref="SnapshotToInstall"/>, then apply the rest of the committed entries;
+/// 6. answer <see cref="ReadStates"/> once the state machine has applied their index; act on <see cref="Notices"/>;
+/// 7. call <see cref="RaftCore.Advance"/> with this batch (the leader then counts its own entries toward commitment).
 /// </summary>
 public sealed record Ready(
     HardState? HardState,
@@ -22,7 +26,26 @@ public sealed record Ready(
     IReadOnlyList<LogEntry> CommittedEntries,
     Snapshot? SnapshotToInstall = null,
     IReadOnlyList<ReadState>? ReadStates = null,
-    IReadOnlyList<RaftNotice>? Notices = null);
+    IReadOnlyList<RaftNotice>? Notices = null)
+{
+    /// <summary>
+    /// Messages that promise nothing this batch persists, so they may leave before its write is durable: a leader's
+    /// AppendEntries and InstallSnapshot chunks (dissertation 10.2.1). Empty when the batch carries a hard state.
+    /// </summary>
+    public IReadOnlyList<RaftMessage> MessagesBeforePersist { get; init; } = [];
+
+    /// <summary>Every message of the batch, for a host that sends only after persisting (always safe).</summary>
+    public IEnumerable<RaftMessage> AllMessages => MessagesBeforePersist.Concat(Messages);
+
+    /// <summary>
+    /// The committed entries that were durable before this batch (below its first entry to persist): they can be
+    /// applied while the batch's own write is in flight. The rest wait for it.
+    /// </summary>
+    public int CommittedAlreadyDurable =>
+        SnapshotToInstall != null ? 0
+        : EntriesToPersist.Count == 0 ? CommittedEntries.Count
+        : CommittedEntries.Count(e => e.Index < EntriesToPersist[0].Index);
+}
 
 /// <summary>
 /// A linearizable read became safe (<see cref="Ok"/>): it may be served once the state machine has applied

@@ -29,9 +29,15 @@ public sealed class RaftNode : IAsyncDisposable
     private readonly List<PendingAdmin> _admin = [];
     private readonly List<AdminInput> _adminRetries = [];
     private readonly List<Action> _completions = [];
+    private readonly List<TaskCompletionSource> _snapshotWaiters = [];
+    private Task? _snapshotTask;
+    /// <summary>A snapshot was started and its <see cref="SnapshotStoredInput"/> has not been handled yet.</summary>
+    private bool _snapshotPending;
     private long _nextReadId;
+    private long _lastApplied;
 
     private RaftCore? _core;
+    private ReadyProcessor? _processor;
     private Task? _loop;
     private ITimer? _ticker;
     private volatile RaftNodeStatus? _status;
@@ -70,6 +76,7 @@ public sealed class RaftNode : IAsyncDisposable
         var random = new Random(_options.RandomSeed ?? Random.Shared.Next());
         var bootstrap = _options.Members.Count > 0 ? new ClusterConfiguration(_options.Members, null, _options.Addresses) : ClusterConfiguration.Empty;
         _core = new RaftCore(_options.Id, bootstrap, _options.Raft, state, random);
+        _processor = new ReadyProcessor(_store, _stateMachine, new ReadyHost(this));
         _status = RaftNodeStatus.Of(_core);
         _loop = Task.Run(RunAsync, CancellationToken.None);
         _ticker = _time.CreateTimer(_ => _inputs.Writer.TryWrite(TickInput.Instance), null, _options.TickInterval, _options.TickInterval);
@@ -163,6 +170,10 @@ public sealed class RaftNode : IAsyncDisposable
             {
             }
         }
+        if (_snapshotTask != null)
+        {
+            await _snapshotTask; // never throws: it reports through the inputs
+        }
         FailAllWaiters(new ObjectDisposedException(nameof(RaftNode), "the node stopped"));
         _stopping.Dispose();
     }
@@ -182,14 +193,14 @@ public sealed class RaftNode : IAsyncDisposable
                 // Take everything that is waiting: proposals that arrive together go out and to disk together.
                 for (int taken = 0; taken < 4096 && reader.TryRead(out Input? input); taken++)
                 {
-                    await FeedAsync(core, input, stopping);
+                    Feed(core, input);
                 }
                 await CarryOutReadyAsync(core, stopping);
                 RetryAdmin(core);
                 await CarryOutReadyAsync(core, stopping);
                 if (core.IsSnapshotDue)
                 {
-                    await TakeSnapshotAsync(core, stopping);
+                    StartSnapshot(core);
                 }
                 CompleteAdminWaiters(core);
                 RaftNodeStatus after = RaftNodeStatus.Of(core);
@@ -210,7 +221,7 @@ public sealed class RaftNode : IAsyncDisposable
         }
     }
 
-    private async Task FeedAsync(RaftCore core, Input input, CancellationToken cancellationToken)
+    private void Feed(RaftCore core, Input input)
     {
         switch (input)
         {
@@ -248,11 +259,18 @@ public sealed class RaftNode : IAsyncDisposable
                 core.ReadIndex(requestId);
                 break;
             case AdminInput { Kind: AdminKind.TakeSnapshot } snapshot:
-                if (core.AppliedIndex > core.SnapshotIndex)
+                StartSnapshot(core);
+                if (_snapshotPending)
                 {
-                    await TakeSnapshotAsync(core, cancellationToken);
+                    _snapshotWaiters.Add(snapshot.Completion); // answered once it is stored
                 }
-                _completions.Add(() => snapshot.Completion.TrySetResult());
+                else
+                {
+                    _completions.Add(() => snapshot.Completion.TrySetResult()); // nothing new to snapshot
+                }
+                break;
+            case SnapshotStoredInput stored:
+                OnSnapshotStored(core, stored);
                 break;
             case AdminInput admin:
                 StartAdmin(core, admin);
@@ -306,44 +324,8 @@ public sealed class RaftNode : IAsyncDisposable
         while (core.HasReady)
         {
             Ready ready = core.TakeReady();
-            // 1-2. Persist before anything that depends on it leaves this node.
-            if (ready.SnapshotToInstall is { } snapshot)
-            {
-                await _store.SaveSnapshotAsync(snapshot, cancellationToken);
-            }
-            if (ready.HardState != null || ready.EntriesToPersist.Count > 0)
-            {
-                await _store.SaveAsync(ready.HardState, ready.EntriesToPersist, cancellationToken);
-            }
-            // 3. Send.
-            foreach (RaftMessage message in ready.Messages)
-            {
-                _transport.Send(message);
-            }
-            // 4. Apply: the snapshot first, then committed entries in order.
-            if (ready.SnapshotToInstall is { } installed)
-            {
-                await _stateMachine.RestoreSnapshotAsync(new MemoryStream(installed.Data, writable: false), cancellationToken);
-                FailProposalsUpTo(installed.Metadata.Index);
-                Raise(new SnapshotInstalled(Id, _time.GetUtcNow(), installed.Metadata.Index, installed.Metadata.Term, installed.Data.Length, core.LeaderId));
-            }
-            foreach (LogEntry entry in ready.CommittedEntries)
-            {
-                Apply(entry);
-            }
-            // 5. Reads and notices.
-            foreach (ReadState read in ready.ReadStates ?? [])
-            {
-                OnReadState(read);
-            }
-            foreach (RaftNotice notice in ready.Notices ?? [])
-            {
-                OnNotice(notice);
-            }
-            // 6. Let the core know.
-            core.Advance(ready);
+            await _processor!.ProcessAsync(core, ready, cancellationToken);
             CompleteReadsUpTo(core.AppliedIndex);
-
             if (ready.EntriesToPersist.Count > 0)
             {
                 LogEntry last = ready.EntriesToPersist[^1];
@@ -352,9 +334,53 @@ public sealed class RaftNode : IAsyncDisposable
         }
     }
 
-    private void Apply(LogEntry entry)
+    /// <summary>Answers decided so far go out now, after Status reflects them (see the loop).</summary>
+    private void ReleaseCompletions(RaftCore core)
     {
-        byte[] result = entry.Kind == EntryKind.Command ? _stateMachine.Apply(entry.Index, entry.Data) : [];
+        if (_completions.Count == 0)
+        {
+            return;
+        }
+        // Mid-batch the core has not counted what was just applied: the status says it, so callers see their write.
+        RaftNodeStatus status = RaftNodeStatus.Of(core);
+        _status = status.AppliedIndex < _lastApplied ? status with { AppliedIndex = _lastApplied } : status;
+        foreach (Action complete in _completions)
+        {
+            complete();
+        }
+        _completions.Clear();
+    }
+
+    /// <summary>The node's side of carrying out a Ready: the transport, waiters and events.</summary>
+    private sealed class ReadyHost(RaftNode node) : IReadyHost
+    {
+        public void Send(RaftMessage message) => node._transport.Send(message);
+
+        public void OnApplied(LogEntry entry, byte[] result) => node.OnApplied(entry, result);
+
+        public void OnSnapshotRestored(Snapshot snapshot)
+        {
+            node.FailProposalsUpTo(snapshot.Metadata.Index);
+            node.Raise(new SnapshotInstalled(node.Id, node._time.GetUtcNow(), snapshot.Metadata.Index, snapshot.Metadata.Term, snapshot.Data.Length, node._core!.LeaderId));
+        }
+
+        public void OnReadState(ReadState read) => node.OnReadState(read);
+
+        public void OnNotice(RaftNotice notice) => node.OnNotice(notice);
+
+        public void AfterStep(ReadyStep step)
+        {
+            if (step == ReadyStep.AppliedWhileWriting)
+            {
+                // Writes committed earlier are answered now, not after this batch's own (unrelated) entries are durable.
+                node.ReleaseCompletions(node._core!);
+            }
+        }
+    }
+
+    private void OnApplied(LogEntry entry, byte[] result)
+    {
+        _lastApplied = entry.Index;
         if (_proposals.Remove(entry.Index, out PendingProposal? waiter))
         {
             if (waiter.Term == entry.Term)
@@ -379,14 +405,60 @@ public sealed class RaftNode : IAsyncDisposable
         }
     }
 
-    private async Task TakeSnapshotAsync(RaftCore core, CancellationToken cancellationToken)
+    /// <summary>
+    /// Starts a snapshot of the state as applied now: the state machine is captured here (cheaply), then serialized and
+    /// stored off the loop; the core compacts when <see cref="SnapshotStoredInput"/> comes back. One at a time.
+    /// </summary>
+    private void StartSnapshot(RaftCore core)
     {
-        using var buffer = new MemoryStream();
-        await _stateMachine.WriteSnapshotAsync(buffer, cancellationToken);
-        var snapshot = new Snapshot(core.SnapshotMetadataAt(core.AppliedIndex), buffer.ToArray());
-        await _store.SaveSnapshotAsync(snapshot, cancellationToken);
-        core.OnSnapshotTaken(snapshot);
-        Raise(new SnapshotTaken(Id, _time.GetUtcNow(), snapshot.Metadata.Index, snapshot.Metadata.Term, snapshot.Data.Length));
+        if (_snapshotPending || core.AppliedIndex <= core.SnapshotIndex)
+        {
+            return;
+        }
+        _snapshotPending = true;
+        SnapshotMetadata metadata = core.SnapshotMetadataAt(core.AppliedIndex);
+        IStateCapture capture = _stateMachine.CaptureSnapshot();
+        CancellationToken stopping = _stopping.Token;
+        _snapshotTask = Task.Run(async () =>
+        {
+            try
+            {
+                using var buffer = new MemoryStream();
+                await capture.WriteToAsync(buffer, stopping);
+                var snapshot = new Snapshot(metadata, buffer.ToArray());
+                await _store.SaveSnapshotAsync(snapshot, stopping);
+                _inputs.Writer.TryWrite(new SnapshotStoredInput(snapshot, null));
+            }
+            catch (Exception e)
+            {
+                _inputs.Writer.TryWrite(new SnapshotStoredInput(null, e));
+            }
+        }, CancellationToken.None);
+    }
+
+    private void OnSnapshotStored(RaftCore core, SnapshotStoredInput stored)
+    {
+        _snapshotPending = false;
+        if (stored.Error is { } error)
+        {
+            if (error is OperationCanceledException or ObjectDisposedException)
+            {
+                return; // stopping
+            }
+            throw new IOException($"{Id} could not store a snapshot: {error.Message}", error);
+        }
+        Snapshot snapshot = stored.Snapshot!;
+        // A newer snapshot from the leader may have been installed meanwhile: then this one is obsolete.
+        if (snapshot.Metadata.Index > core.SnapshotIndex)
+        {
+            core.OnSnapshotTaken(snapshot);
+            Raise(new SnapshotTaken(Id, _time.GetUtcNow(), snapshot.Metadata.Index, snapshot.Metadata.Term, snapshot.Data.Length));
+        }
+        foreach (TaskCompletionSource waiter in _snapshotWaiters)
+        {
+            _completions.Add(() => waiter.TrySetResult());
+        }
+        _snapshotWaiters.Clear();
     }
 
     private void OnReadState(ReadState read)
@@ -514,6 +586,11 @@ public sealed class RaftNode : IAsyncDisposable
             pending.Input.Completion.TrySetException(reason);
         }
         _admin.Clear();
+        foreach (TaskCompletionSource waiter in _snapshotWaiters)
+        {
+            waiter.TrySetException(reason);
+        }
+        _snapshotWaiters.Clear();
         foreach (AdminInput waiting in _adminRetries)
         {
             waiting.Completion.TrySetException(reason);
@@ -551,6 +628,9 @@ public sealed class RaftNode : IAsyncDisposable
     private sealed record ProposalInput(byte[] Command, TaskCompletionSource<byte[]> Completion) : Input;
 
     private sealed record ReadInput(TaskCompletionSource Completion) : Input;
+
+    /// <summary>A snapshot taken off the loop was stored (or failed).</summary>
+    private sealed record SnapshotStoredInput(Snapshot? Snapshot, Exception? Error) : Input;
 
     private sealed record LogReadInput(long From, int Max, TaskCompletionSource<IReadOnlyList<LogEntry>> Completion) : Input;
 

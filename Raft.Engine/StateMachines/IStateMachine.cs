@@ -10,9 +10,18 @@ public interface IStateMachine
     /// <summary>Applies the committed command at <paramref name="index"/> and returns the answer for its proposer.</summary>
     byte[] Apply(long index, byte[] command);
 
-    /// <summary>Writes the whole state (client sessions included) to <paramref name="destination"/>.</summary>
-    ValueTask WriteSnapshotAsync(Stream destination, CancellationToken cancellationToken = default);
+    /// <summary>
+    /// Captures the whole state (client sessions included) as of now, for a snapshot. Called on the host's loop, which
+    /// waits for it, so it must be cheap (a copy, or an immutable view); the capture is written out later, off the loop.
+    /// </summary>
+    IStateCapture CaptureSnapshot();
 
-    /// <summary>Replaces the whole state with one written by <see cref="WriteSnapshotAsync"/>.</summary>
+    /// <summary>Replaces the whole state with one written by an <see cref="IStateCapture"/>.</summary>
     ValueTask RestoreSnapshotAsync(Stream source, CancellationToken cancellationToken = default);
+}
+
+/// <summary>A point-in-time copy of a state machine's state; writing it may run on any thread, while the machine goes on.</summary>
+public interface IStateCapture
+{
+    ValueTask WriteToAsync(Stream destination, CancellationToken cancellationToken = default);
 }

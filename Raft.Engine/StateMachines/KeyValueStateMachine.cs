@@ -139,21 +139,35 @@ public sealed class KeyValueStateMachine(int maxSessions = 10_000) : IStateMachi
         }
     }
 
-    public ValueTask WriteSnapshotAsync(Stream destination, CancellationToken cancellationToken = default)
+    /// <summary>Copies the contents and sessions (references to immutable strings: one array copy each).</summary>
+    public IStateCapture CaptureSnapshot()
     {
         lock (_lock)
         {
+            return new Capture(AppliedIndex, [.. _data], [.. _sessions]);
+        }
+    }
+
+    /// <summary>Writes a snapshot of the state as of now (a capture written at once).</summary>
+    public ValueTask WriteSnapshotAsync(Stream destination, CancellationToken cancellationToken = default) =>
+        CaptureSnapshot().WriteToAsync(destination, cancellationToken);
+
+    private sealed class Capture(long applied, KeyValuePair<string, string>[] data, KeyValuePair<string, Session>[] sessions) : IStateCapture
+    {
+        public ValueTask WriteToAsync(Stream destination, CancellationToken cancellationToken = default)
+        {
             using var writer = new BinaryWriter(destination, Encoding.UTF8, leaveOpen: true);
             writer.Write(SnapshotMagic);
-            writer.Write(AppliedIndex);
-            writer.Write(_data.Count);
-            foreach ((string key, string value) in _data)
+            writer.Write(applied);
+            writer.Write(data.Length);
+            foreach ((string key, string value) in data)
             {
                 writer.Write(key);
                 writer.Write(value);
             }
-            writer.Write(_sessions.Count);
-            foreach ((string client, Session session) in _sessions.OrderBy(s => s.Key, StringComparer.Ordinal))
+            writer.Write(sessions.Length);
+            Array.Sort(sessions, (a, b) => string.CompareOrdinal(a.Key, b.Key)); // the same bytes on every node
+            foreach ((string client, Session session) in sessions)
             {
                 writer.Write(client);
                 writer.Write(session.Sequence);
@@ -161,8 +175,8 @@ public sealed class KeyValueStateMachine(int maxSessions = 10_000) : IStateMachi
                 writer.Write(session.Result.Length);
                 writer.Write(session.Result);
             }
+            return ValueTask.CompletedTask;
         }
-        return ValueTask.CompletedTask;
     }
 
     public ValueTask RestoreSnapshotAsync(Stream source, CancellationToken cancellationToken = default)

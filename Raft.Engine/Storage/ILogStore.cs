@@ -4,7 +4,8 @@ using Raft.Engine.Log;
 namespace Raft.Engine.Storage;
 
 /// <summary>
-/// Durable storage of a node's term, vote and log. The host calls it from one loop, never concurrently.
+/// Durable storage of a node's term, vote and log. Calls may overlap (the host's loop saves while a snapshot taken in
+/// the background is stored): an implementation carries them out in the order they were made.
 /// </summary>
 public interface ILogStore : IAsyncDisposable
 {
@@ -21,7 +22,8 @@ public interface ILogStore : IAsyncDisposable
     /// <summary>
     /// Durably replaces the stored snapshot with <paramref name="snapshot"/> and drops the entries it covers: every entry
     /// up to its index, and every entry at all if the stored entry at its index does not have its term (a follower
-    /// installing a leader's snapshot over a divergent log). Atomic like <see cref="SaveAsync"/>.
+    /// installing a leader's snapshot over a divergent log). Atomic like <see cref="SaveAsync"/>. A snapshot not newer than
+    /// the stored one is ignored (a background snapshot may finish after a newer one from the leader was installed).
     /// </summary>
     ValueTask SaveSnapshotAsync(Snapshot snapshot, CancellationToken cancellationToken = default);
 }

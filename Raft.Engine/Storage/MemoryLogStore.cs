@@ -50,6 +50,10 @@ public sealed class MemoryLogStore : ILogStore
         lock (_lock)
         {
             SnapshotMetadata metadata = snapshot.Metadata;
+            if (_snapshot != null && metadata.Index <= _snapshot.Metadata.Index)
+            {
+                return ValueTask.CompletedTask; // not newer than the one stored (see ILogStore)
+            }
             bool matches = _entries.Any(e => e.Index == metadata.Index && e.Term == metadata.Term);
             if (matches)
             {

@@ -6,17 +6,39 @@ using Raft.Engine.Membership;
 namespace Raft.Engine.Storage;
 
 /// <summary>
-/// <see cref="ILogStore"/> in one SQLite file: WAL journal, synchronous=FULL, and every save one transaction,
-/// so a batch of entries costs one fsync (group commit) and a kill -9 at any moment loses no completed save.
+/// <see cref="ILogStore"/> in one SQLite file: WAL journal, synchronous=FULL, so a kill -9 at any moment loses no
+/// completed save. One writer thread owns the connection: saves queue up, and whatever is queued when the writer
+/// gets to it goes in one transaction and one fsync (group commit), so the host's loop never waits for SQLite
+/// and saves from the loop and from a snapshot in the background are ordered. Statements are prepared once, and the
+/// stored log's bounds are kept in memory.
 /// </summary>
 public sealed class SqliteLogStore : ILogStore
 {
     private const int SchemaVersion = 2;
     private readonly SqliteConnection _connection;
+    private readonly System.Collections.Concurrent.BlockingCollection<Write> _queue = [];
+    private readonly Thread _writer;
+    private readonly Statements _statements;
+    private long _lastIndex;
+    private long _snapshotIndex;
+    private long _snapshotTerm;
+    private int _disposed;
+    /// <summary>The writer's open transaction, which every command on the connection must name.</summary>
+    private SqliteTransaction? _transaction;
 
-    private SqliteLogStore(SqliteConnection connection) => _connection = connection;
+    private SqliteLogStore(SqliteConnection connection, string path)
+    {
+        _connection = connection;
+        Path = path;
+        _statements = new Statements(connection);
+        _snapshotIndex = Scalar(connection, "SELECT COALESCE((SELECT idx FROM snapshot WHERE id = 0), 0);");
+        _snapshotTerm = Scalar(connection, "SELECT COALESCE((SELECT term FROM snapshot WHERE id = 0), 0);");
+        _lastIndex = Math.Max(_snapshotIndex, Scalar(connection, "SELECT COALESCE(MAX(idx), 0) FROM log;"));
+        _writer = new Thread(RunWriter) { IsBackground = true, Name = $"sqlite writer {System.IO.Path.GetFileName(path)}" };
+        _writer.Start();
+    }
 
-    public string Path => _connection.DataSource;
+    public string Path { get; }
 
     public static SqliteLogStore Open(string path)
     {
@@ -59,7 +81,7 @@ public sealed class SqliteLogStore : ILogStore
                     data BLOB NOT NULL);
                 PRAGMA user_version = 2;
                 """);
-            return new SqliteLogStore(connection);
+            return new SqliteLogStore(connection, path);
         }
         catch
         {
@@ -68,11 +90,106 @@ public sealed class SqliteLogStore : ILogStore
         }
     }
 
-    public ValueTask<PersistentState> LoadAsync(CancellationToken cancellationToken = default)
+    public ValueTask<PersistentState> LoadAsync(CancellationToken cancellationToken = default) =>
+        Enqueue<PersistentState>(Load, cancellationToken);
+
+    public ValueTask SaveAsync(HardState? hardState, IReadOnlyList<LogEntry> entries, CancellationToken cancellationToken = default)
+    {
+        if (hardState is null && entries.Count == 0)
+        {
+            return ValueTask.CompletedTask;
+        }
+        return new ValueTask(Enqueue<bool>(() => Save(hardState, entries), cancellationToken).AsTask());
+    }
+
+    /// <summary>
+    /// Stores a snapshot and compacts the log under it. A snapshot older than the stored one is ignored: one taken in the
+    /// background may finish after a newer one from the leader was installed.
+    /// </summary>
+    public ValueTask SaveSnapshotAsync(Snapshot snapshot, CancellationToken cancellationToken = default) =>
+        new(Enqueue<bool>(() => SaveSnapshot(snapshot), cancellationToken).AsTask());
+
+    private ValueTask<T> Enqueue<T>(Func<T> work, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        var write = new Write<T>(work);
+        try
+        {
+            _queue.Add(write, CancellationToken.None);
+        }
+        catch (InvalidOperationException)
+        {
+            throw new ObjectDisposedException(nameof(SqliteLogStore), $"{Path} is closed");
+        }
+        return new ValueTask<T>(write.Completion.Task);
+    }
+
+    /// <summary>The writer: takes everything queued, runs it in one transaction (each write in its own savepoint), commits once.</summary>
+    private void RunWriter()
+    {
+        var batch = new List<Write>();
+        foreach (Write first in _queue.GetConsumingEnumerable())
+        {
+            batch.Add(first);
+            while (batch.Count < 1024 && _queue.TryTake(out Write? next))
+            {
+                batch.Add(next);
+            }
+            RunBatch(batch);
+            batch.Clear();
+        }
+    }
+
+    private void RunBatch(List<Write> batch)
+    {
+        (long last, long snapshot, long snapshotTerm) = (_lastIndex, _snapshotIndex, _snapshotTerm);
+        try
+        {
+            using SqliteTransaction transaction = _connection.BeginTransaction();
+            _transaction = transaction;
+            _statements.Use(transaction);
+            foreach (Write write in batch)
+            {
+                // A write that fails (a bad request) is undone alone; the others in the batch still commit.
+                (long l, long s, long t) = (_lastIndex, _snapshotIndex, _snapshotTerm);
+                Execute(_connection, transaction, "SAVEPOINT w;");
+                try
+                {
+                    write.Run();
+                    Execute(_connection, transaction, "RELEASE w;");
+                }
+                catch (Exception e) when (e is ArgumentException or InvalidDataException)
+                {
+                    Execute(_connection, transaction, "ROLLBACK TO w; RELEASE w;");
+                    (_lastIndex, _snapshotIndex, _snapshotTerm) = (l, s, t);
+                    write.Fail(e);
+                }
+            }
+            transaction.Commit();
+        }
+        catch (Exception e)
+        {
+            _transaction = null;
+            (_lastIndex, _snapshotIndex, _snapshotTerm) = (last, snapshot, snapshotTerm);
+            foreach (Write write in batch)
+            {
+                write.Fail(e);
+            }
+            return;
+        }
+        _transaction = null;
+        foreach (Write write in batch)
+        {
+            write.Complete(); // only now: the commit (and its fsync) has returned
+        }
+    }
+
+    private PersistentState Load()
     {
         var hardState = new HardState(0, null);
         using (SqliteCommand command = _connection.CreateCommand())
         {
+            command.Transaction = _transaction;
             command.CommandText = "SELECT term, voted_for FROM hard_state WHERE id = 0;";
             using SqliteDataReader reader = command.ExecuteReader();
             if (reader.Read())
@@ -83,6 +200,7 @@ public sealed class SqliteLogStore : ILogStore
         Snapshot? snapshot = null;
         using (SqliteCommand command = _connection.CreateCommand())
         {
+            command.Transaction = _transaction;
             command.CommandText = "SELECT idx, term, configuration, data FROM snapshot WHERE id = 0;";
             using SqliteDataReader reader = command.ExecuteReader();
             if (reader.Read())
@@ -94,6 +212,7 @@ public sealed class SqliteLogStore : ILogStore
         var entries = new List<LogEntry>();
         using (SqliteCommand command = _connection.CreateCommand())
         {
+            command.Transaction = _transaction;
             command.CommandText = "SELECT idx, term, kind, data FROM log ORDER BY idx;";
             using SqliteDataReader reader = command.ExecuteReader();
             while (reader.Read())
@@ -110,110 +229,181 @@ public sealed class SqliteLogStore : ILogStore
         {
             throw new InvalidDataException($"{Path}: the log starts at {entries[0].Index}, not right after the snapshot at {snapshot.Metadata.Index}");
         }
-        return ValueTask.FromResult(new PersistentState(hardState, entries, snapshot));
+        return new PersistentState(hardState, entries, snapshot);
     }
 
-    public ValueTask SaveAsync(HardState? hardState, IReadOnlyList<LogEntry> entries, CancellationToken cancellationToken = default)
+    private bool Save(HardState? hardState, IReadOnlyList<LogEntry> entries)
     {
-        if (hardState is null && entries.Count == 0)
-        {
-            return ValueTask.CompletedTask;
-        }
-        using SqliteTransaction transaction = _connection.BeginTransaction();
         if (hardState is { } state)
         {
-            using SqliteCommand command = _connection.CreateCommand();
-            command.Transaction = transaction;
-            command.CommandText = "INSERT INTO hard_state (id, term, voted_for) VALUES (0, $term, $vote) ON CONFLICT(id) DO UPDATE SET term = excluded.term, voted_for = excluded.voted_for;";
-            command.Parameters.AddWithValue("$term", state.Term);
-            command.Parameters.AddWithValue("$vote", (object?)state.VotedFor ?? DBNull.Value);
-            command.ExecuteNonQuery();
+            _statements.SaveHardState.Parameters["$term"].Value = state.Term;
+            _statements.SaveHardState.Parameters["$vote"].Value = (object?)state.VotedFor ?? DBNull.Value;
+            _statements.SaveHardState.ExecuteNonQuery();
         }
         if (entries.Count > 0)
         {
-            using (SqliteCommand last = _connection.CreateCommand())
+            long first = entries[0].Index;
+            if (first <= _snapshotIndex || first > _lastIndex + 1)
             {
-                last.Transaction = transaction;
-                last.CommandText = "SELECT COALESCE(MAX(idx), (SELECT idx FROM snapshot WHERE id = 0), 0), COALESCE((SELECT idx FROM snapshot WHERE id = 0), 0) FROM log;";
-                using SqliteDataReader reader = last.ExecuteReader();
-                reader.Read();
-                long lastIndex = reader.GetInt64(0);
-                long snapshotIndex = reader.GetInt64(1);
-                if (entries[0].Index <= snapshotIndex || entries[0].Index > lastIndex + 1)
-                {
-                    throw new ArgumentException($"entries start at {entries[0].Index}; the stored log holds {snapshotIndex + 1}..{lastIndex}", nameof(entries));
-                }
+                throw new ArgumentException($"entries start at {first}; the stored log holds {_snapshotIndex + 1}..{_lastIndex}", nameof(entries));
             }
-            using (SqliteCommand truncate = _connection.CreateCommand())
+            if (first <= _lastIndex)
             {
-                truncate.Transaction = transaction;
-                truncate.CommandText = "DELETE FROM log WHERE idx >= $first;";
-                truncate.Parameters.AddWithValue("$first", entries[0].Index);
-                truncate.ExecuteNonQuery();
+                _statements.TruncateFrom.Parameters["$first"].Value = first;
+                _statements.TruncateFrom.ExecuteNonQuery();
             }
-            using SqliteCommand insert = _connection.CreateCommand();
-            insert.Transaction = transaction;
-            insert.CommandText = "INSERT INTO log (idx, term, kind, data) VALUES ($idx, $term, $kind, $data);";
-            SqliteParameter index = insert.Parameters.Add("$idx", SqliteType.Integer);
-            SqliteParameter term = insert.Parameters.Add("$term", SqliteType.Integer);
-            SqliteParameter kind = insert.Parameters.Add("$kind", SqliteType.Integer);
-            SqliteParameter data = insert.Parameters.Add("$data", SqliteType.Blob);
-            insert.Prepare();
+            SqliteCommand insert = _statements.InsertEntry;
             foreach (LogEntry entry in entries)
             {
-                index.Value = entry.Index;
-                term.Value = entry.Term;
-                kind.Value = (int)entry.Kind;
-                data.Value = entry.Data;
+                insert.Parameters["$idx"].Value = entry.Index;
+                insert.Parameters["$term"].Value = entry.Term;
+                insert.Parameters["$kind"].Value = (int)entry.Kind;
+                insert.Parameters["$data"].Value = entry.Data;
                 insert.ExecuteNonQuery();
             }
+            _lastIndex = entries[^1].Index;
         }
-        transaction.Commit();
-        return ValueTask.CompletedTask;
+        return true;
     }
 
-    public ValueTask SaveSnapshotAsync(Snapshot snapshot, CancellationToken cancellationToken = default)
+    private bool SaveSnapshot(Snapshot snapshot)
     {
         SnapshotMetadata metadata = snapshot.Metadata;
-        using SqliteTransaction transaction = _connection.BeginTransaction();
-        using (SqliteCommand save = _connection.CreateCommand())
+        if (metadata.Index <= _snapshotIndex)
         {
-            save.Transaction = transaction;
-            save.CommandText = """
-                INSERT INTO snapshot (id, idx, term, configuration, data) VALUES (0, $idx, $term, $configuration, $data)
-                ON CONFLICT(id) DO UPDATE SET idx = excluded.idx, term = excluded.term, configuration = excluded.configuration, data = excluded.data;
-                """;
-            save.Parameters.AddWithValue("$idx", metadata.Index);
-            save.Parameters.AddWithValue("$term", metadata.Term);
-            save.Parameters.AddWithValue("$configuration", metadata.Configuration.Encode());
-            save.Parameters.AddWithValue("$data", snapshot.Data);
-            save.ExecuteNonQuery();
+            return true; // not newer than the one stored
         }
-        bool suffixContinues;
-        using (SqliteCommand match = _connection.CreateCommand())
+        SqliteCommand save = _statements.SaveSnapshot;
+        save.Parameters["$idx"].Value = metadata.Index;
+        save.Parameters["$term"].Value = metadata.Term;
+        save.Parameters["$configuration"].Value = metadata.Configuration.Encode();
+        save.Parameters["$data"].Value = snapshot.Data;
+        save.ExecuteNonQuery();
+        _statements.EntryExists.Parameters["$idx"].Value = metadata.Index;
+        _statements.EntryExists.Parameters["$term"].Value = metadata.Term;
+        bool suffixContinues = (long)_statements.EntryExists.ExecuteScalar()! == 1;
+        // Keep the suffix only if it continues the snapshot's last entry; otherwise the whole log is superseded.
+        if (suffixContinues)
         {
-            match.Transaction = transaction;
-            match.CommandText = "SELECT EXISTS (SELECT 1 FROM log WHERE idx = $idx AND term = $term);";
-            match.Parameters.AddWithValue("$idx", metadata.Index);
-            match.Parameters.AddWithValue("$term", metadata.Term);
-            suffixContinues = (long)match.ExecuteScalar()! == 1;
+            _statements.CompactTo.Parameters["$idx"].Value = metadata.Index;
+            _statements.CompactTo.ExecuteNonQuery();
         }
-        using (SqliteCommand compact = _connection.CreateCommand())
+        else
         {
-            compact.Transaction = transaction;
-            // Keep the suffix only if it continues the snapshot's last entry; otherwise the whole log is superseded.
-            compact.CommandText = suffixContinues ? "DELETE FROM log WHERE idx <= $idx;" : "DELETE FROM log;";
-            compact.Parameters.AddWithValue("$idx", metadata.Index);
-            compact.ExecuteNonQuery();
+            _statements.ClearLog.ExecuteNonQuery();
         }
-        transaction.Commit();
-        return ValueTask.CompletedTask;
+        _snapshotIndex = metadata.Index;
+        _snapshotTerm = metadata.Term;
+        _lastIndex = suffixContinues ? Math.Max(_lastIndex, metadata.Index) : metadata.Index;
+        return true;
     }
 
     public ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        {
+            return ValueTask.CompletedTask;
+        }
+        _queue.CompleteAdding();
+        _writer.Join();
+        _statements.Dispose();
         _connection.Dispose();
+        _queue.Dispose();
         return ValueTask.CompletedTask;
+    }
+
+    private static void Execute(SqliteConnection connection, SqliteTransaction transaction, string sql)
+    {
+        using SqliteCommand command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = sql;
+        command.ExecuteNonQuery();
+    }
+
+    /// <summary>One queued piece of work for the writer thread.</summary>
+    private abstract class Write
+    {
+        public abstract void Run();
+        public abstract void Complete();
+        public abstract void Fail(Exception error);
+    }
+
+    private sealed class Write<T>(Func<T> work) : Write
+    {
+        private T? _result;
+        private bool _failed;
+
+        public TaskCompletionSource<T> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public override void Run() => _result = work();
+
+        public override void Complete()
+        {
+            if (!_failed)
+            {
+                Completion.TrySetResult(_result!);
+            }
+        }
+
+        public override void Fail(Exception error)
+        {
+            _failed = true;
+            Completion.TrySetException(error);
+        }
+    }
+
+    /// <summary>The writer's statements, prepared once and reused for every save.</summary>
+    private sealed class Statements : IDisposable
+    {
+        public Statements(SqliteConnection connection)
+        {
+            SqliteCommand Make(string sql, params string[] parameters)
+            {
+                SqliteCommand command = connection.CreateCommand();
+                command.CommandText = sql;
+                foreach (string parameter in parameters)
+                {
+                    command.Parameters.Add(new SqliteParameter(parameter, null));
+                }
+                All.Add(command);
+                return command;
+            }
+            SaveHardState = Make("INSERT INTO hard_state (id, term, voted_for) VALUES (0, $term, $vote) ON CONFLICT(id) DO UPDATE SET term = excluded.term, voted_for = excluded.voted_for;", "$term", "$vote");
+            TruncateFrom = Make("DELETE FROM log WHERE idx >= $first;", "$first");
+            InsertEntry = Make("INSERT INTO log (idx, term, kind, data) VALUES ($idx, $term, $kind, $data);", "$idx", "$term", "$kind", "$data");
+            SaveSnapshot = Make("""
+                INSERT INTO snapshot (id, idx, term, configuration, data) VALUES (0, $idx, $term, $configuration, $data)
+                ON CONFLICT(id) DO UPDATE SET idx = excluded.idx, term = excluded.term, configuration = excluded.configuration, data = excluded.data;
+                """, "$idx", "$term", "$configuration", "$data");
+            EntryExists = Make("SELECT EXISTS (SELECT 1 FROM log WHERE idx = $idx AND term = $term);", "$idx", "$term");
+            CompactTo = Make("DELETE FROM log WHERE idx <= $idx;", "$idx");
+            ClearLog = Make("DELETE FROM log;");
+        }
+
+        private List<SqliteCommand> All { get; } = [];
+        public SqliteCommand SaveHardState { get; }
+        public SqliteCommand TruncateFrom { get; }
+        public SqliteCommand InsertEntry { get; }
+        public SqliteCommand SaveSnapshot { get; }
+        public SqliteCommand EntryExists { get; }
+        public SqliteCommand CompactTo { get; }
+        public SqliteCommand ClearLog { get; }
+
+        public void Use(SqliteTransaction transaction)
+        {
+            foreach (SqliteCommand command in All)
+            {
+                command.Transaction = transaction;
+            }
+        }
+
+        public void Dispose()
+        {
+            foreach (SqliteCommand command in All)
+            {
+                command.Dispose();
+            }
+        }
     }
 
     private static void Execute(SqliteConnection connection, string sql)

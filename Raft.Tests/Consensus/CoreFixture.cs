@@ -38,7 +38,7 @@ internal static class CoreFixture
         var messages = new List<RaftMessage>();
         while (core.HasReady)
         {
-            messages.AddRange(Flush(core).Messages);
+            messages.AddRange(Flush(core).AllMessages);
         }
         return messages;
     }

@@ -69,6 +69,66 @@ public sealed class RaftNodeTests : IAsyncLifetime
     private static async Task<KvResult> PutAsync(RaftNode node, string key, string value) =>
         KvResult.Decode(await node.ProposeAsync(KvCommand.Put(key, value).Encode()));
 
+    /// <summary>A store whose entry writes wait while the gate is closed: a slow disk.</summary>
+    private sealed class GatedStore : ILogStore
+    {
+        private readonly MemoryLogStore _inner = new();
+        private volatile TaskCompletionSource _gate = Open();
+
+        private static TaskCompletionSource Open()
+        {
+            var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            gate.SetResult();
+            return gate;
+        }
+
+        public volatile int Waiting;
+
+        public void Close() => _gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public void Release() => _gate.TrySetResult();
+
+        public ValueTask<PersistentState> LoadAsync(CancellationToken cancellationToken = default) => _inner.LoadAsync(cancellationToken);
+
+        public async ValueTask SaveAsync(HardState? hardState, IReadOnlyList<LogEntry> entries, CancellationToken cancellationToken = default)
+        {
+            if (entries.Count > 0 && !_gate.Task.IsCompleted)
+            {
+                Interlocked.Increment(ref Waiting);
+                await _gate.Task.WaitAsync(cancellationToken);
+            }
+            await _inner.SaveAsync(hardState, entries, cancellationToken);
+        }
+
+        public ValueTask SaveSnapshotAsync(Snapshot snapshot, CancellationToken cancellationToken = default) => _inner.SaveSnapshotAsync(snapshot, cancellationToken);
+
+        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+    }
+
+    [Fact]
+    public async Task The_leader_sends_new_entries_to_followers_while_its_own_write_of_them_is_in_flight()
+    {
+        var stores = Members.ToDictionary(id => id, _ => new GatedStore());
+        foreach (string id in Members)
+        {
+            await StartAsync(id, stores[id]);
+        }
+        RaftNode leader = await WaitForLeaderAsync();
+        await PutAsync(leader, "warm", "up");
+        GatedStore slowDisk = stores[leader.Id];
+        slowDisk.Close();
+
+        Task<KvResult> put = PutAsync(leader, "color", "blue");
+        long index = leader.Status.LastIndex + 1;
+        RaftNode[] followers = [.. _nodes.Where(n => n != leader)];
+        // The followers receive and persist the entry while the leader's own write of it is still waiting (10.2.1).
+        await WaitUntilAsync(() => slowDisk.Waiting > 0 && followers.All(f => f.Status.LastIndex >= index));
+
+        slowDisk.Release();
+        Assert.Equal(KvStatus.Ok, (await put).Status);
+        await WaitUntilAsync(() => _machines.Values.All(m => m.GetLocal("color") == "blue"));
+    }
+
     [Fact]
     public async Task Three_nodes_elect_one_leader_and_a_write_is_applied_everywhere()
     {

@@ -150,7 +150,11 @@ public sealed class CheckerCatchesBugsTests(ITestOutputHelper output)
         Assert.Equal("Leader Completeness", violation.Property);
     }
 
-    public static TheoryData<string> Mutations => new() { "commit-old-term-by-counting", "forget-vote-on-crash", "grant-vote-to-stale-log", "read-without-quorum" };
+    public static TheoryData<string> Mutations => new()
+    {
+        "commit-old-term-by-counting", "forget-vote-on-crash", "grant-vote-to-stale-log", "read-without-quorum",
+        "acknowledge-before-persisting",
+    };
 
     /// <summary>The random simulation, unaided, finds each switched-off rule within a bounded number of seeds.</summary>
     [Theory]
@@ -162,6 +166,7 @@ public sealed class CheckerCatchesBugsTests(ITestOutputHelper output)
             "commit-old-term-by-counting" => RuleSwitches.Safe with { CommitOnlyCurrentTermByCounting = false },
             "forget-vote-on-crash" => RuleSwitches.Safe with { PersistVote = false },
             "grant-vote-to-stale-log" => RuleSwitches.Safe with { CheckCandidateLogUpToDate = false },
+            "acknowledge-before-persisting" => RuleSwitches.Safe with { PromiseOnlyWhenDurable = false },
             _ => RuleSwitches.Safe with { ConfirmReadsWithQuorum = false },
         };
         // Crash-heavy, and without the client and admin traffic that this rule does not need.

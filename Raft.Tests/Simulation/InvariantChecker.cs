@@ -32,6 +32,8 @@ internal sealed class InvariantChecker
         public List<LogEntry?> Entries { get; } = [];
         public List<ulong> Chain { get; } = [];
         public long HighestTerm { get; set; }
+        /// <summary>The highest term this server sent a message in: it acted on that term, so the term must be durable.</summary>
+        public long HighestTermSent { get; set; }
         public long CommitIndex { get; set; }
         public long AppliedIndex { get; set; }
         public long LeaderTerm { get; set; } = -1;
@@ -120,9 +122,15 @@ internal sealed class InvariantChecker
     }
 
     /// <summary>A restarted server starts with its durable state: volatile commit and applied indexes start over.</summary>
-    public void OnRestart(string id)
+    public void OnRestart(string id, long durableTerm)
     {
         Mirror mirror = MirrorOf(id);
+        // A term the server never persisted may be lost with a crash, but never one it acted on.
+        if (durableTerm < mirror.HighestTermSent)
+        {
+            throw new InvariantViolation("Terms never decrease", $"{id} restarted in term {durableTerm} after sending messages in term {mirror.HighestTermSent}");
+        }
+        mirror.HighestTerm = durableTerm;
         mirror.CommitIndex = 0;
         mirror.AppliedIndex = 0;
         mirror.LeaderTerm = -1;
@@ -228,6 +236,11 @@ internal sealed class InvariantChecker
     /// <summary>Records every vote granted, so that each election can be checked against the winner's configuration.</summary>
     public void OnSent(RaftMessage message)
     {
+        if (message is not RequestVote { PreVote: true } and not RequestVoteResponse { PreVote: true })
+        {
+            Mirror sender = MirrorOf(message.From); // pre-votes carry a term the sender does not hold
+            sender.HighestTermSent = Math.Max(sender.HighestTermSent, message.Term);
+        }
         if (message is RequestVoteResponse { Granted: true, PreVote: false })
         {
             if (!_votes.TryGetValue((message.Term, message.To), out HashSet<string>? voters))

@@ -1,4 +1,5 @@
 using Raft.Engine.Consensus;
+using Raft.Engine.Hosting;
 using Raft.Engine.Log;
 using Raft.Engine.Membership;
 using Raft.Engine.StateMachines;
@@ -12,10 +13,13 @@ internal sealed class SimServer(string id)
     public string Id { get; } = id;
     public RaftCore? Core { get; set; }
     public bool IsUp => Core != null;
-    public MemoryLogStore Store { get; } = new();
+    public SimDisk Store { get; } = new();
     public KeyValueStateMachine StateMachine { get; set; } = new();
+    /// <summary>Carries out the core's batches: the host's own <see cref="Raft.Engine.Hosting.ReadyProcessor"/>.</summary>
+    public ReadyProcessor? Processor { get; set; }
     public int Incarnation { get; set; }
-    public bool CrashAfterNextPersist { get; set; }
+    /// <summary>A crash that is due: it hits right after this step of the next batch.</summary>
+    public ReadyStep? CrashAt { get; set; }
     public long CheckedCommit { get; set; }
 
     public RaftCore Up => Core ?? throw new InvalidOperationException($"{Id} is down");
@@ -36,6 +40,7 @@ internal sealed partial class SimCluster
     private readonly ClusterConfiguration _bootstrap;
     private readonly Dictionary<string, SimServer> _servers = new(StringComparer.Ordinal);
     private readonly Dictionary<string, KvCommand> _lastCommandOfClient = new(StringComparer.Ordinal);
+    private readonly Random _diskRandom;
     private long _nextValue;
 
     /// <param name="spares">Servers beyond the initial <paramref name="size"/> that run with no configuration, ready to be added.</param>
@@ -49,6 +54,7 @@ internal sealed partial class SimCluster
         Ids = Enumerable.Range(1, size + spares).Select(i => $"s{i}").ToArray();
         _bootstrap = new ClusterConfiguration(Ids.Take(size));
         Network = new SimNetwork(new Random(unchecked((seed * 7919) + 17))) { Faults = faults };
+        _diskRandom = new Random(unchecked((seed * 31) + 5));
         Faults = faults;
         _clients = Enumerable.Range(0, 5).Select(i => new SimClient(i)).ToArray();
         foreach (string id in Ids)
@@ -57,6 +63,7 @@ internal sealed partial class SimCluster
             if (initialState?.GetValueOrDefault(id) is { } state)
             {
                 server.Store.SaveAsync(state.HardState, state.Entries).AsTask().GetAwaiter().GetResult();
+                server.Store.Sync();
             }
             _servers[id] = server;
             Start(server);
@@ -124,7 +131,7 @@ internal sealed partial class SimCluster
         Network.HealAll();
         foreach (SimServer server in Servers)
         {
-            server.CrashAfterNextPersist = false;
+            server.CrashAt = null;
             Restart(server.Id);
         }
         // A leader that lost its quorum before the heal may still step down at its next CheckQuorum round, so wait
@@ -188,9 +195,9 @@ internal sealed partial class SimCluster
         {
             if (server.IsUp && Faults.CrashRatePerTick > 0 && _random.NextDouble() < Faults.CrashRatePerTick)
             {
-                if (_random.NextDouble() < Faults.CrashAfterPersistRate)
+                if (_random.NextDouble() < Faults.CrashMidBatchRate)
                 {
-                    server.CrashAfterNextPersist = true;
+                    server.CrashAt = (ReadyStep)_random.Next(Enum.GetValues<ReadyStep>().Length);
                 }
                 else
                 {
@@ -425,7 +432,9 @@ internal sealed partial class SimCluster
     {
         SimServer server = _servers[id];
         server.Core = null;
-        server.CrashAfterNextPersist = false;
+        server.Processor = null;
+        server.CrashAt = null;
+        server.Store.Crash(_diskRandom, Faults.UnsyncedWriteLossRate);
         Crashes++;
         AbandonClientOperationsAt(id);
     }
@@ -438,7 +447,7 @@ internal sealed partial class SimCluster
             return;
         }
         server.Incarnation++;
-        Checker.OnRestart(id);
+        Checker.OnRestart(id, server.Store.LoadAsync().AsTask().GetAwaiter().GetResult().HardState.Term);
         Start(server);
     }
 
@@ -450,6 +459,7 @@ internal sealed partial class SimCluster
         server.StateMachine = new KeyValueStateMachine();
         ClusterConfiguration bootstrap = _bootstrap.IsVoter(server.Id) ? _bootstrap : ClusterConfiguration.Empty;
         server.Core = new RaftCore(server.Id, bootstrap, _options, state, random, _rules);
+        server.Processor = new ReadyProcessor(server.Store, server.StateMachine, new SimHost(this, server));
         server.CheckedCommit = 0;
         if (state.Snapshot is { } snapshot)
         {
@@ -465,9 +475,10 @@ internal sealed partial class SimCluster
     {
         RaftCore core = server.Up;
         using var buffer = new MemoryStream();
-        server.StateMachine.WriteSnapshotAsync(buffer).AsTask().GetAwaiter().GetResult();
+        server.StateMachine.CaptureSnapshot().WriteToAsync(buffer).AsTask().GetAwaiter().GetResult();
         var snapshot = new Snapshot(core.SnapshotMetadataAt(core.AppliedIndex), buffer.ToArray());
         server.Store.SaveSnapshotAsync(snapshot).AsTask().GetAwaiter().GetResult();
+        server.Store.Sync();
         core.OnSnapshotTaken(snapshot);
         SnapshotsTaken++;
         Checker.AfterStep(core);
@@ -490,47 +501,20 @@ internal sealed partial class SimCluster
                 return;
             }
             Ready ready = core.TakeReady();
-            if (ready.SnapshotToInstall is { } snapshot)
+            try
             {
-                server.Store.SaveSnapshotAsync(snapshot).AsTask().GetAwaiter().GetResult();
+                ValueTask processing = server.Processor!.ProcessAsync(core, ready);
+                if (!processing.IsCompleted)
+                {
+                    throw new InvalidOperationException("the simulated store and state machine complete synchronously");
+                }
+                processing.GetAwaiter().GetResult();
             }
-            server.Store.SaveAsync(ready.HardState, ready.EntriesToPersist).AsTask().GetAwaiter().GetResult();
-            if (server.CrashAfterNextPersist)
+            catch (SimulatedCrash)
             {
-                Crash(server.Id); // persisted, but nothing sent or applied
+                Crash(server.Id); // between two steps: what was not synced may be lost
                 return;
             }
-            foreach (RaftMessage message in ready.Messages)
-            {
-                Checker.OnSent(message);
-                Network.Send(message, Now);
-            }
-            if (ready.SnapshotToInstall is { } installed)
-            {
-                server.StateMachine.RestoreSnapshotAsync(new MemoryStream(installed.Data)).AsTask().GetAwaiter().GetResult();
-                Checker.OnSnapshotApplied(server.Id, installed.Metadata.Index, installed.Metadata.Term);
-                SnapshotsInstalled++;
-                AbandonWritesCoveredBySnapshot(server.Id, installed.Metadata.Index);
-            }
-            foreach (LogEntry entry in ready.CommittedEntries)
-            {
-                Checker.OnApplied(server.Id, entry);
-                if (entry.Kind == EntryKind.Command)
-                {
-                    byte[] result = server.StateMachine.Apply(entry.Index, entry.Data);
-                    CompleteWrite(server.Id, entry, result);
-                }
-            }
-            foreach (ReadState read in ready.ReadStates ?? [])
-            {
-                ReadStates.Add((server.Id, read));
-                OnReadState(server.Id, read);
-            }
-            foreach (RaftNotice notice in ready.Notices ?? [])
-            {
-                Notices.Add((server.Id, notice));
-            }
-            core.Advance(ready);
         }
     }
 
@@ -560,6 +544,60 @@ internal sealed partial class SimCluster
             string detail = string.Join(", ", core.Configuration.Voters.Select(v =>
                 $"{v}: stored term {_servers[v].Store.TermAt(index)?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none"}, snapshot {_servers[v].Store.SnapshotIndex}, match {core.Followers.FirstOrDefault(f => f.Id == v).MatchIndex}"));
             throw new InvariantViolation("Commit needs a majority of voters", $"{core.Id} committed {index} (term {term}) held by {holders} of the voters in {core.Configuration}: {detail}");
+        }
+    }
+}
+
+/// <summary>A crash injected between two steps of carrying out a batch.</summary>
+internal sealed class SimulatedCrash : Exception
+{
+}
+
+/// <summary>The simulation's side of a batch: the simulated network, the checkers, the recorded clients, crashes.</summary>
+internal sealed partial class SimCluster
+{
+    private sealed class SimHost(SimCluster cluster, SimServer server) : IReadyHost
+    {
+        public void Send(RaftMessage message)
+        {
+            cluster.Checker.OnSent(message);
+            cluster.Network.Send(message, cluster.Now);
+        }
+
+        public void OnApplied(LogEntry entry, byte[] result)
+        {
+            cluster.Checker.OnApplied(server.Id, entry);
+            if (entry.Kind == EntryKind.Command)
+            {
+                cluster.CompleteWrite(server.Id, entry, result);
+            }
+        }
+
+        public void OnSnapshotRestored(Snapshot snapshot)
+        {
+            cluster.Checker.OnSnapshotApplied(server.Id, snapshot.Metadata.Index, snapshot.Metadata.Term);
+            cluster.SnapshotsInstalled++;
+            cluster.AbandonWritesCoveredBySnapshot(server.Id, snapshot.Metadata.Index);
+        }
+
+        public void OnReadState(ReadState read)
+        {
+            cluster.ReadStates.Add((server.Id, read));
+            cluster.OnReadState(server.Id, read);
+        }
+
+        public void OnNotice(RaftNotice notice) => cluster.Notices.Add((server.Id, notice));
+
+        public void AfterStep(ReadyStep step)
+        {
+            if (step == ReadyStep.Persisted)
+            {
+                server.Store.Sync(); // the write's await returned: it is durable
+            }
+            if (server.CrashAt == step)
+            {
+                throw new SimulatedCrash();
+            }
         }
     }
 }

@@ -11,8 +11,10 @@ internal sealed record FaultProfile
     public int MaxDelayTicks { get; init; }
     public double CrashRatePerTick { get; init; }
     public double RestartRatePerTick { get; init; }
-    /// <summary>When a crash is due, the chance that it hits between persisting a batch and sending it.</summary>
-    public double CrashAfterPersistRate { get; init; }
+    /// <summary>When a crash is due, the chance that it hits between two steps of the server's next batch instead.</summary>
+    public double CrashMidBatchRate { get; init; }
+    /// <summary>At a crash, the chance that each write the host had started but not seen durable is lost.</summary>
+    public double UnsyncedWriteLossRate { get; init; }
     public double PartitionRatePerTick { get; init; }
     public double HealRatePerTick { get; init; }
     public double ProposalRatePerTick { get; init; }
@@ -35,7 +37,8 @@ internal sealed record FaultProfile
         MaxDelayTicks = 8,
         CrashRatePerTick = 0.002,
         RestartRatePerTick = 0.02,
-        CrashAfterPersistRate = 0.2,
+        CrashMidBatchRate = 0.3,
+        UnsyncedWriteLossRate = 0.5,
         PartitionRatePerTick = 0.004,
         HealRatePerTick = 0.006,
         ProposalRatePerTick = 0.3,

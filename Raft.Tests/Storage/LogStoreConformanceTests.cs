@@ -113,6 +113,46 @@ public abstract class LogStoreConformanceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_snapshot_older_than_the_stored_one_is_ignored()
+    {
+        await Store.SaveAsync(new HardState(4, null), [E(1, 1), E(2, 1), E(3, 2), E(4, 4), E(5, 4)]);
+        await Store.SaveSnapshotAsync(Snap(4, 4, "installed from the leader"));
+        await Store.SaveSnapshotAsync(Snap(2, 1, "taken earlier, stored late"));
+        Store = await ReopenAsync(Store);
+        PersistentState state = await Store.LoadAsync();
+        Assert.Equal("installed from the leader", Encoding.UTF8.GetString(state.Snapshot!.Data));
+        AssertSameLog([E(5, 4)], state.Entries);
+    }
+
+    [Fact]
+    public async Task Saving_the_same_snapshot_again_keeps_the_entries_after_it()
+    {
+        await Store.SaveAsync(new HardState(1, null), [E(1, 1), E(2, 1), E(3, 1)]);
+        await Store.SaveSnapshotAsync(Snap(2, 1));
+        await Store.SaveSnapshotAsync(Snap(2, 1));
+        await Store.SaveAsync(null, [E(4, 1)]);
+        AssertSameLog([E(3, 1), E(4, 1)], (await Store.LoadAsync()).Entries);
+    }
+
+    [Fact]
+    public async Task Saves_made_without_waiting_land_in_the_order_they_were_made()
+    {
+        Task[] saves =
+        [
+            Store.SaveAsync(new HardState(1, "s1"), [E(1, 1), E(2, 1), E(3, 1)]).AsTask(),
+            Store.SaveAsync(new HardState(2, null), [E(3, 2)]).AsTask(),
+            Store.SaveSnapshotAsync(Snap(2, 1)).AsTask(),
+            Store.SaveAsync(null, [E(4, 2)]).AsTask(),
+        ];
+        await Task.WhenAll(saves);
+        Store = await ReopenAsync(Store);
+        PersistentState state = await Store.LoadAsync();
+        Assert.Equal(new HardState(2, null), state.HardState);
+        Assert.Equal(2, state.Snapshot!.Metadata.Index);
+        AssertSameLog([E(3, 2), E(4, 2)], state.Entries);
+    }
+
+    [Fact]
     public async Task Reopening_gives_back_everything()
     {
         LogEntry[] entries = Enumerable.Range(1, 5000).Select(i => E(i, 1 + (i / 1000))).ToArray();
