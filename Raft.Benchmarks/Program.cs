@@ -13,8 +13,13 @@ using Microsoft.Extensions.Logging;
 
 // Prints medians and ratios, never asserts: the machines are shared and noisy. Run with
 //   dotnet run -c Release --project Raft.Benchmarks [storage|core|cluster]
-string[] which = args.Length > 0 ? args : ["storage", "core", "cluster"];
+//   dotnet run -c Release --project Raft.Benchmarks -- compare [--clients 1,16,64,256] [--rounds 3] [--seconds 10] ...
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
+if (args.Length > 0 && args[0] == "compare")
+{
+    return await new Raft.Benchmarks.Compare.CompareBenchmark(Raft.Benchmarks.Compare.CompareOptions.Parse(args[1..])).RunAsync();
+}
+string[] which = args.Length > 0 ? args : ["storage", "core", "cluster"];
 if (which.Contains("storage"))
 {
     await Storage();

@@ -10,9 +10,12 @@ public static class DashboardApp
 {
     public const string DefaultUrl = "http://127.0.0.1:5080";
 
+    /// <summary>appsettings are read once: watching them watches the content root, and the embedded cluster writes its data there.</summary>
+    private const string NoConfigurationWatching = "--hostBuilder:reloadConfigOnChange=false";
+
     public static WebApplication Build(string[] args)
     {
-        WebApplicationBuilder builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ApplicationName = typeof(DashboardApp).Assembly.GetName().Name });
+        WebApplicationBuilder builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = [.. args, NoConfigurationWatching], ApplicationName = typeof(DashboardApp).Assembly.GetName().Name });
         builder.Configuration.AddCommandLine(args, DashboardOptions.Switches.ToDictionary(s => s.Key, s => s.Value));
         var options = new DashboardOptions();
         builder.Configuration.GetSection(DashboardOptions.Section).Bind(options);
@@ -26,7 +29,7 @@ public static class DashboardApp
     /// <summary>Builds for given options and URL (the browser tests use this).</summary>
     public static WebApplication Build(DashboardOptions options, string url)
     {
-        WebApplicationBuilder builder = WebApplication.CreateBuilder(new WebApplicationOptions { ApplicationName = typeof(DashboardApp).Assembly.GetName().Name });
+        WebApplicationBuilder builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = [NoConfigurationWatching], ApplicationName = typeof(DashboardApp).Assembly.GetName().Name });
         builder.WebHost.UseUrls(url);
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
         return Build(builder, options);

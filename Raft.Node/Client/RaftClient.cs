@@ -157,9 +157,16 @@ public sealed class RaftClient : IDisposable
             {
                 last = e;
                 endpoint = _endpoints[(_endpoints.IndexOf(endpoint) + 1 + _endpoints.Count) % _endpoints.Count];
+                // A dead member or one without a leader: try the next one at once; back off only after a full
+                // round, so that a failover costs the election, not the client's waiting.
+                int rounds = (attempt + 1) / _endpoints.Count;
+                if ((attempt + 1) % _endpoints.Count != 0)
+                {
+                    continue;
+                }
                 try
                 {
-                    await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(50 * (attempt + 1), 500)), deadline.Token);
+                    await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(20 * rounds, 500)), deadline.Token);
                 }
                 catch (OperationCanceledException)
                 {
@@ -176,7 +183,8 @@ public sealed class RaftClient : IDisposable
         {
             if (!_channels.TryGetValue(endpoint, out GrpcChannel? channel))
             {
-                channel = GrpcChannel.ForAddress(endpoint);
+                // Past 100 concurrent calls (a server's stream limit per connection) open more connections instead of queueing.
+                channel = GrpcChannel.ForAddress(endpoint, new GrpcChannelOptions { HttpHandler = new SocketsHttpHandler { EnableMultipleHttp2Connections = true } });
                 _channels[endpoint] = channel;
             }
             return channel;

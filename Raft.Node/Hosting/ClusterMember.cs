@@ -74,7 +74,6 @@ public sealed class ClusterMember : IHostedService, IAsyncDisposable
             _store,
             StateMachine,
             Transport);
-        Transport.DeliverTo(_node);
         _metrics.Observe(() => _node?.Status);
         await _node.StartAsync(cancellationToken);
         _logger.LogInformation("node {Node} started: {Options}; term {Term}, {Entries} entries, members {Members}",

@@ -10,8 +10,9 @@ using EngineRequestVoteResponse = Raft.Engine.Consensus.RequestVoteResponse;
 namespace Raft.Node.Services;
 
 /// <summary>
-/// Peer traffic into this node: each request is handed to the engine and the engine's answer (sent after it persisted
-/// what the answer promises) becomes the reply. Malformed messages are refused with INVALID_ARGUMENT and logged.
+/// Peer traffic into this node. On <c>Stream</c> every message is handed to the engine (answers go back on this node's
+/// own stream to the sender); on the unary calls the engine's answer (sent after it persisted what the answer promises)
+/// becomes the reply. Malformed messages are refused with INVALID_ARGUMENT and logged.
 /// </summary>
 public sealed class PeerService(ClusterMember member, Metrics.NodeMetrics metrics, ILogger<PeerService> logger) : Peer.PeerBase
 {
@@ -42,6 +43,26 @@ public sealed class PeerService(ClusterMember member, Metrics.NodeMetrics metric
         TaskCompletionSource<RaftMessage> waiter = member.Replies.Expect<TAnswer>(request.From);
         member.Node.Receive(request);
         return (TAnswer?)await ReplyCorrelator.WaitAsync(waiter, AnswerTimeout, context.CancellationToken);
+    }
+
+    /// <summary>A peer's stream of batches: every message goes to the engine; its answers leave on this node's own stream.</summary>
+    public override async Task<PeerAck> Stream(IAsyncStreamReader<PeerBatch> requestStream, ServerCallContext context)
+    {
+        await foreach (PeerBatch batch in requestStream.ReadAllAsync(context.CancellationToken))
+        {
+            foreach (PeerMessage item in batch.Messages)
+            {
+                RaftMessage message = Decode(() => ProtoMapping.FromPeerMessage(item, member.Id));
+                if (member.Faults.ShouldDrop(message.From))
+                {
+                    continue; // cut link: as if it never arrived
+                }
+                metrics.Received(ProtoMapping.KindOf(message), item.CalculateSize());
+                member.Tracer.Received(message);
+                member.Node.Receive(message);
+            }
+        }
+        return new PeerAck();
     }
 
     public override async Task<AppendEntriesReply> AppendEntries(AppendEntriesRequest request, ServerCallContext context)

@@ -14,14 +14,12 @@ using EngineTimeoutNow = Raft.Engine.Consensus.TimeoutNow;
 namespace Raft.Node.Transport;
 
 /// <summary>
-/// <see cref="ITransport"/> over gRPC. Requests (AppendEntries, RequestVote, InstallSnapshot, TimeoutNow, ReadIndex) go out
-/// as calls, several in flight per peer so that replication pipelines; the engine's answers to requests from others
-/// leave as those requests' replies (see <see cref="ReplyCorrelator"/>). Fault injection applies here, to peer traffic only.
+/// <see cref="ITransport"/> over gRPC: every message to a peer, request or answer, goes out in batches on one long-lived
+/// stream to that peer (see <see cref="PeerLink"/>). An answer to a request that came in on a unary call (tools, tests)
+/// leaves as that call's reply instead (see <see cref="ReplyCorrelator"/>). Fault injection applies here, to peer traffic only.
 /// </summary>
 public sealed class GrpcTransport : ITransport, IAsyncDisposable
 {
-    private const int MaxInflightCallsPerPeer = 64;
-    private static readonly TimeSpan CallTimeout = TimeSpan.FromSeconds(2);
     private readonly string _self;
     private readonly Func<string, string?> _addressOf;
     private readonly ReplyCorrelator _replies;
@@ -30,7 +28,6 @@ public sealed class GrpcTransport : ITransport, IAsyncDisposable
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<string, PeerLink> _links = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _stopping = new();
-    private Action<RaftMessage> _deliver = _ => { };
     private int _disposed;
 
     private readonly Events.MessageTracer _tracer;
@@ -47,17 +44,12 @@ public sealed class GrpcTransport : ITransport, IAsyncDisposable
         _logger = logger;
     }
 
-    /// <summary>Where replies from peers go: the node's inbox.</summary>
-    public void DeliverTo(RaftNode node) => _deliver = node.Receive;
-
     public void Send(RaftMessage message)
     {
-        if (message is Engine.Consensus.AppendEntriesResponse or Engine.Consensus.RequestVoteResponse or Engine.Consensus.InstallSnapshotResponse or ReadIndexResponse)
+        if (message is Engine.Consensus.AppendEntriesResponse or Engine.Consensus.RequestVoteResponse or Engine.Consensus.InstallSnapshotResponse or ReadIndexResponse
+            && _replies.TryComplete(message))
         {
-            if (_replies.TryComplete(message)) // the answer rides back on the request's reply
-            {
-                _tracer.Sent(message);
-            }
+            _tracer.Sent(message); // the answer rides back on a unary request's reply
             return;
         }
         if (_faults.ShouldDrop(message.To))
@@ -97,15 +89,22 @@ public sealed class GrpcTransport : ITransport, IAsyncDisposable
         _stopping.Dispose();
     }
 
-    /// <summary>One peer: a queue, a channel, and a loop that starts calls without waiting for earlier ones.</summary>
+    /// <summary>
+    /// One peer: a queue, a channel, and one long-lived <c>Peer/Stream</c> call. Whatever is queued when the stream is
+    /// free goes out as one batch (one HTTP/2 frame for many messages); nothing waits for a reply. A broken stream is
+    /// reopened with backoff; the messages of a failed write are lost, which Raft repairs by itself.
+    /// </summary>
     private sealed class PeerLink : IAsyncDisposable
     {
+        private const int MaxMessagesPerBatch = 256;
+        private const long MaxBatchBytes = 4 * 1024 * 1024;
+        private static readonly TimeSpan FirstBackoff = TimeSpan.FromMilliseconds(10);
+        private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(1);
         private readonly GrpcTransport _transport;
         private readonly string _peer;
         private readonly GrpcChannel _channel;
         private readonly Peer.PeerClient _client;
         private readonly Channel<RaftMessage> _queue = Channel.CreateBounded<RaftMessage>(new BoundedChannelOptions(8192) { FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true });
-        private readonly SemaphoreSlim _inflight = new(MaxInflightCallsPerPeer);
         private readonly Task _loop;
 
         public PeerLink(GrpcTransport transport, string peer, string address)
@@ -117,11 +116,11 @@ public sealed class GrpcTransport : ITransport, IAsyncDisposable
             {
                 HttpHandler = new SocketsHttpHandler
                 {
-                    EnableMultipleHttp2Connections = true,
                     ConnectTimeout = TimeSpan.FromSeconds(1),
                     KeepAlivePingDelay = TimeSpan.FromSeconds(10),
                     KeepAlivePingTimeout = TimeSpan.FromSeconds(5),
                 },
+                MaxSendMessageSize = null,
             });
             _client = new Peer.PeerClient(_channel);
             _loop = Task.Run(RunAsync);
@@ -129,79 +128,66 @@ public sealed class GrpcTransport : ITransport, IAsyncDisposable
 
         public string Address { get; }
 
-        public void Enqueue(RaftMessage message) => _queue.Writer.TryWrite(message);
+        public void Enqueue(RaftMessage message)
+        {
+            TimeSpan delay = _transport._faults.Delay();
+            if (delay > TimeSpan.Zero)
+            {
+                _ = Task.Delay(delay, _transport._stopping.Token).ContinueWith(_ => _queue.Writer.TryWrite(message), TaskScheduler.Default);
+                return;
+            }
+            _queue.Writer.TryWrite(message);
+        }
 
         private async Task RunAsync()
         {
             CancellationToken stopping = _transport._stopping.Token;
-            try
+            TimeSpan backoff = FirstBackoff;
+            var batch = new PeerBatch();
+            while (!stopping.IsCancellationRequested)
             {
-                await foreach (RaftMessage message in _queue.Reader.ReadAllAsync(stopping))
+                try
                 {
-                    await _inflight.WaitAsync(stopping);
-                    _ = CallAsync(message, stopping).ContinueWith(_ => _inflight.Release(), TaskScheduler.Default);
+                    if (!await _queue.Reader.WaitToReadAsync(stopping))
+                    {
+                        return; // closed
+                    }
+                    using AsyncClientStreamingCall<PeerBatch, PeerAck> call = _client.Stream(cancellationToken: stopping);
+                    while (await _queue.Reader.WaitToReadAsync(stopping))
+                    {
+                        batch.Messages.Clear();
+                        long bytes = 0;
+                        while (batch.Messages.Count < MaxMessagesPerBatch && bytes < MaxBatchBytes && _queue.Reader.TryRead(out RaftMessage? message))
+                        {
+                            PeerMessage item = ProtoMapping.ToPeerMessage(message);
+                            int size = item.CalculateSize();
+                            bytes += size;
+                            _transport._metrics.Sent(ProtoMapping.KindOf(message), size);
+                            batch.Messages.Add(item);
+                        }
+                        await call.RequestStream.WriteAsync(batch, stopping);
+                        backoff = FirstBackoff;
+                    }
+                    return;
+                }
+                catch (Exception) when (stopping.IsCancellationRequested)
+                {
+                    return; // the transport is closing: the call was cancelled with it
+                }
+                catch (Exception e) when (e is RpcException or IOException or HttpRequestException or InvalidOperationException or ObjectDisposedException)
+                {
+                    _transport._logger.LogDebug("stream to {Peer} broke: {Error}; reopening in {Backoff} ms", _peer, e.Message, backoff.TotalMilliseconds);
+                    try
+                    {
+                        await Task.Delay(backoff, stopping);
+                    }
+                    catch (OperationCanceledException)
+                    {
+                        return;
+                    }
+                    backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, MaxBackoff.Ticks));
                 }
             }
-            catch (OperationCanceledException)
-            {
-            }
-        }
-
-        private async Task CallAsync(RaftMessage message, CancellationToken stopping)
-        {
-            try
-            {
-                TimeSpan delay = _transport._faults.Delay();
-                if (delay > TimeSpan.Zero)
-                {
-                    await Task.Delay(delay, stopping);
-                }
-                var options = new CallOptions(deadline: DateTime.UtcNow + CallTimeout, cancellationToken: stopping);
-                string self = _transport._self;
-                string kind = ProtoMapping.KindOf(message);
-                RaftMessage? answer = message switch
-                {
-                    EngineAppendEntries m => await ExchangeAsync(kind, ProtoMapping.ToProto(m), r => _client.AppendEntriesAsync(r, options),
-                        reply => reply.Response is { } a ? ProtoMapping.FromProto(a, self) : null),
-                    EngineRequestVote m => await ExchangeAsync(kind, ProtoMapping.ToProto(m), r => _client.RequestVoteAsync(r, options),
-                        reply => reply.Response is { } a ? ProtoMapping.FromProto(a, self) : null),
-                    ReadIndexRequest m => await ExchangeAsync(kind, ProtoMapping.ToProto(m), r => _client.ReadIndexAsync(r, options),
-                        reply => reply.Response is { } a ? ProtoMapping.FromProto(a, self) : null),
-                    EngineTimeoutNow m => await ExchangeAsync(kind, ProtoMapping.ToProto(m), r => _client.TimeoutNowAsync(r, options), _ => null),
-                    InstallSnapshot m => await SendChunkAsync(kind, ProtoMapping.ToProto(m), options, self, stopping),
-                    _ => null,
-                };
-                if (answer != null && !_transport._faults.ShouldDrop(_peer))
-                {
-                    _transport._metrics.Received(ProtoMapping.KindOf(answer), 0);
-                    _transport._tracer.Received(answer);
-                    _transport._deliver(answer);
-                }
-            }
-            catch (Exception e) when (e is RpcException or OperationCanceledException or HttpRequestException or FormatException or ObjectDisposedException)
-            {
-                // A lost message: Raft retries by itself (heartbeats, probes, chunk resends).
-                _transport._logger.LogDebug("{Kind} to {Peer} failed: {Error}", ProtoMapping.KindOf(message), _peer, e.Message);
-            }
-        }
-
-        /// <summary>One unary call: count it, send it, turn the reply into the engine's answer (if any).</summary>
-        private async Task<RaftMessage?> ExchangeAsync<TRequest, TReply>(string kind, TRequest request, Func<TRequest, AsyncUnaryCall<TReply>> call, Func<TReply, RaftMessage?> answer)
-            where TRequest : Google.Protobuf.IMessage
-        {
-            _transport._metrics.Sent(kind, request.CalculateSize());
-            return answer(await call(request));
-        }
-
-        /// <summary>A snapshot chunk goes out on the client-streaming InstallSnapshot call.</summary>
-        private async Task<RaftMessage?> SendChunkAsync(string kind, InstallSnapshotChunk chunk, CallOptions options, string self, CancellationToken stopping)
-        {
-            _transport._metrics.Sent(kind, chunk.CalculateSize());
-            using AsyncClientStreamingCall<InstallSnapshotChunk, InstallSnapshotReply> call = _client.InstallSnapshot(options);
-            await call.RequestStream.WriteAsync(chunk, stopping);
-            await call.RequestStream.CompleteAsync();
-            InstallSnapshotReply reply = await call;
-            return reply.Response is { } r ? ProtoMapping.FromProto(r, self) : null;
         }
 
         public async ValueTask DisposeAsync()

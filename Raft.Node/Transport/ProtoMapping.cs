@@ -46,7 +46,8 @@ public static class ProtoMapping
         }
     }
 
-    public static Entry ToProto(LogEntry e) => new() { Index = e.Index, Term = e.Term, Kind = (ProtoEntryKind)(int)e.Kind, Data = ByteString.CopyFrom(e.Data) };
+    /// <summary>Entry data is never changed once in the log, so the wire form wraps it instead of copying it.</summary>
+    public static Entry ToProto(LogEntry e) => new() { Index = e.Index, Term = e.Term, Kind = (ProtoEntryKind)(int)e.Kind, Data = UnsafeByteOperations.UnsafeWrap(e.Data) };
 
     public static LogEntry FromProto(Entry e)
     {
@@ -55,7 +56,7 @@ public static class ProtoMapping
         {
             throw new FormatException($"unknown entry kind {e.Kind}");
         }
-        return new LogEntry(e.Index, e.Term, (Raft.Engine.Log.EntryKind)(int)e.Kind, e.Data.ToByteArray());
+        return new LogEntry(e.Index, e.Term, (Raft.Engine.Log.EntryKind)(int)e.Kind, Bytes(e.Data));
     }
 
     public static AppendEntriesRequest ToProto(EngineAppendEntries m)
@@ -173,6 +174,42 @@ public static class ProtoMapping
         NonNegative(r.ReadIndex);
         return new ReadIndexResponse(r.Envelope.From, r.Envelope.To, r.Envelope.Term, r.RequestId, r.ReadIndex, r.Ok);
     }
+
+    /// <summary>The bytes of a parsed field: the parser gave the field an array of its own, so it is taken, not copied.</summary>
+    private static byte[] Bytes(ByteString value) =>
+        System.Runtime.InteropServices.MemoryMarshal.TryGetArray(value.Memory, out ArraySegment<byte> segment) && segment.Offset == 0 && segment.Count == segment.Array!.Length
+            ? segment.Array
+            : value.ToByteArray();
+
+    /// <summary>One engine message as an item of a peer stream.</summary>
+    public static PeerMessage ToPeerMessage(RaftMessage message) => message switch
+    {
+        EngineAppendEntries m => new PeerMessage { AppendEntries = ToProto(m) },
+        EngineAppendEntriesResponse m => new PeerMessage { AppendEntriesResponse = ToProto(m) },
+        EngineRequestVote m => new PeerMessage { RequestVote = ToProto(m) },
+        EngineRequestVoteResponse m => new PeerMessage { RequestVoteResponse = ToProto(m) },
+        InstallSnapshot m => new PeerMessage { InstallSnapshot = ToProto(m) },
+        EngineInstallSnapshotResponse m => new PeerMessage { InstallSnapshotResponse = ToProto(m) },
+        EngineTimeoutNow m => new PeerMessage { TimeoutNow = ToProto(m) },
+        ReadIndexRequest m => new PeerMessage { ReadIndex = ToProto(m) },
+        ReadIndexResponse m => new PeerMessage { ReadIndexResponse = ToProto(m) },
+        _ => throw new ArgumentException($"no wire form for {message.GetType().Name}", nameof(message)),
+    };
+
+    /// <summary>An item of a peer stream as an engine message for <paramref name="self"/>; malformed: <see cref="FormatException"/>.</summary>
+    public static RaftMessage FromPeerMessage(PeerMessage message, string self) => message.MessageCase switch
+    {
+        PeerMessage.MessageOneofCase.AppendEntries => FromProto(message.AppendEntries, self),
+        PeerMessage.MessageOneofCase.AppendEntriesResponse => FromProto(message.AppendEntriesResponse, self),
+        PeerMessage.MessageOneofCase.RequestVote => FromProto(message.RequestVote, self),
+        PeerMessage.MessageOneofCase.RequestVoteResponse => FromProto(message.RequestVoteResponse, self),
+        PeerMessage.MessageOneofCase.InstallSnapshot => FromProto(message.InstallSnapshot, self),
+        PeerMessage.MessageOneofCase.InstallSnapshotResponse => FromProto(message.InstallSnapshotResponse, self),
+        PeerMessage.MessageOneofCase.TimeoutNow => FromProto(message.TimeoutNow, self),
+        PeerMessage.MessageOneofCase.ReadIndex => FromProto(message.ReadIndex, self),
+        PeerMessage.MessageOneofCase.ReadIndexResponse => FromProto(message.ReadIndexResponse, self),
+        _ => throw new FormatException("an empty peer message"),
+    };
 
     /// <summary>A short name of a message's kind, for metrics and the event stream.</summary>
     public static string KindOf(RaftMessage m) => m switch
