@@ -21,8 +21,16 @@ public sealed partial class RaftCore
 
     public long SnapshotIndex => _snapshot?.Metadata.Index ?? 0;
 
-    /// <summary>Whether enough entries were applied since the last snapshot that the host should take one.</summary>
-    public bool IsSnapshotDue => AppliedIndex - SnapshotIndex >= _options.SnapshotThreshold;
+    /// <summary>Bytes of the entries applied since the last snapshot (taken or installed), or since start.</summary>
+    private long _appliedBytesSinceSnapshot;
+
+    /// <summary>
+    /// Whether the host should take a snapshot: enough entries applied since the last one, holding enough bytes
+    /// compared with its size (<see cref="RaftOptions.SnapshotThreshold"/>, <see cref="RaftOptions.SnapshotLogRatio"/>).
+    /// </summary>
+    public bool IsSnapshotDue =>
+        AppliedIndex - SnapshotIndex >= _options.SnapshotThreshold
+        && _appliedBytesSinceSnapshot >= _options.SnapshotLogRatio * (_snapshot?.Data.Length ?? 0);
 
     /// <summary>The metadata for a snapshot of the state machine as of <paramref name="index"/>, an applied index.</summary>
     public SnapshotMetadata SnapshotMetadataAt(long index)
@@ -46,6 +54,7 @@ public sealed partial class RaftCore
             throw new ArgumentException($"snapshot at {metadata.Index} (term {metadata.Term}) does not fit: last snapshot {SnapshotIndex}, applied {AppliedIndex}", nameof(snapshot));
         }
         _snapshot = snapshot;
+        _appliedBytesSinceSnapshot = 0;
         long compactTo = metadata.Index - _options.EntriesKeptAfterSnapshot;
         if (compactTo > _log.CompactedIndex)
         {
@@ -113,6 +122,7 @@ public sealed partial class RaftCore
         CommitIndex = Math.Max(CommitIndex, metadata.Index);
         _applyHandedOut = Math.Max(_applyHandedOut, metadata.Index);
         _snapshot = snapshot;
+        _appliedBytesSinceSnapshot = 0;
         _snapshotToInstall = snapshot;
         Send(new InstallSnapshotResponse(Id, install.From, Term, metadata.Index, 0, true));
     }

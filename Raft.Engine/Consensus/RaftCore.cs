@@ -259,6 +259,10 @@ public sealed partial class RaftCore
         if (ready.CommittedEntries.Count > 0)
         {
             AppliedIndex = Math.Max(AppliedIndex, ready.CommittedEntries[^1].Index);
+            foreach (LogEntry entry in ready.CommittedEntries)
+            {
+                _appliedBytesSinceSnapshot += entry.Size;
+            }
         }
         if (Role == Role.Leader)
         {

@@ -61,6 +61,7 @@ public sealed class ClusterMember : IHostedService, IAsyncDisposable
             ElectionTicks = Options.ElectionTicks,
             HeartbeatTicks = Options.HeartbeatTicks,
             SnapshotThreshold = Options.SnapshotThreshold,
+            SnapshotLogRatio = Options.SnapshotLogRatio,
         };
         _node = new RaftNode(
             new RaftNodeOptions

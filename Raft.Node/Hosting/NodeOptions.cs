@@ -28,6 +28,7 @@ public sealed class NodeOptions
     public int ElectionTicks { get; set; } = 15;
     public int HeartbeatTicks { get; set; } = 5;
     public int SnapshotThreshold { get; set; } = 1000;
+    public double SnapshotLogRatio { get; set; } = 1.0;
     public int MaxCommandBytes { get; set; } = 1024 * 1024;
     public bool EnableFaultInjection { get; set; }
 
@@ -48,6 +49,7 @@ public sealed class NodeOptions
         ["--election-ticks"] = "Raft:ElectionTicks",
         ["--heartbeat-ticks"] = "Raft:HeartbeatTicks",
         ["--snapshot-threshold"] = "Raft:SnapshotThreshold",
+        ["--snapshot-log-ratio"] = "Raft:SnapshotLogRatio",
         ["--max-command-bytes"] = "Raft:MaxCommandBytes",
         ["--enable-fault-injection"] = "Raft:EnableFaultInjection",
         ["--request-timeout-ms"] = "Raft:RequestTimeoutMs",
@@ -69,6 +71,8 @@ public sealed class NodeOptions
           --election-ticks <n>          minimum election timeout in ticks (default 15: 150-300 ms)
           --heartbeat-ticks <n>         heartbeat interval in ticks (default 5: 50 ms)
           --snapshot-threshold <n>      applied entries between snapshots (default 1000)
+          --snapshot-log-ratio <r>      ... and the log since the last snapshot must hold r times its
+                                        bytes (default 1; 0 counts entries only)
           --max-command-bytes <n>       largest accepted command (default 1048576)
           --request-timeout-ms <n>      how long a client request may wait (default 5000)
           --enable-fault-injection true allow SetFaults/Heal (cut links, isolate, drop, delay)
@@ -120,7 +124,7 @@ public sealed class NodeOptions
                 throw new FormatException($"{name} '{url}' is not http://host:port");
             }
         }
-        if (TickMs < 1 || ElectionTicks <= HeartbeatTicks || HeartbeatTicks < 1 || SnapshotThreshold < 1 || MaxCommandBytes < 1)
+        if (TickMs < 1 || ElectionTicks <= HeartbeatTicks || HeartbeatTicks < 1 || SnapshotThreshold < 1 || MaxCommandBytes < 1 || !(SnapshotLogRatio >= 0))
         {
             throw new FormatException("timing and size settings must be positive, and election ticks greater than heartbeat ticks");
         }

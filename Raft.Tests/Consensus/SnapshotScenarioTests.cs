@@ -30,6 +30,45 @@ public sealed class SnapshotScenarioTests
         Assert.Equal(cluster[a].StateMachine.Snapshot(), cluster[b].StateMachine.Snapshot());
 
     [Fact]
+    public void A_large_state_is_snapshotted_again_only_after_as_many_bytes_of_log()
+    {
+        var options = new RaftOptions { SnapshotThreshold = 10, SnapshotLogRatio = 1.0 };
+        var cluster = new SimCluster(3, seed: 5, FaultProfile.None, options);
+        Assert.True(cluster.RunUntil(() => cluster.Leader != null, 300));
+        string leader = cluster.Leader!.Id;
+        void Put(string key, string value)
+        {
+            cluster.Propose(leader, KvCommand.Put(key, value).Encode());
+            cluster.DeliverDue();
+            cluster.TickAll();
+        }
+        for (int i = 0; i < 10; i++)
+        {
+            Put($"big{i}", new string('x', 1000)); // about 10 KB of state
+        }
+        RaftCore core = cluster[leader].Up;
+        Assert.True(core.SnapshotIndex > 0, "the first snapshot comes after the threshold");
+        long first = core.SnapshotIndex;
+        int snapshotBytes = core.LatestSnapshot!.Data.Length;
+
+        // Far more than the threshold of small writes, but fewer bytes than the snapshot: no new snapshot.
+        for (int i = 0; i < 60; i++)
+        {
+            Put($"s{i}", "v");
+        }
+        Assert.Equal(first, core.SnapshotIndex);
+
+        // Once the log since it holds the snapshot's size in bytes, the next one is taken.
+        int more = 0;
+        while (core.SnapshotIndex == first && more++ < 1000)
+        {
+            Put($"t{more}", "v");
+        }
+        Assert.NotEqual(first, core.SnapshotIndex);
+        Assert.InRange(more * 30, snapshotBytes / 3, snapshotBytes * 3); // roughly a snapshot's worth of entries
+    }
+
+    [Fact]
     public void A_follower_behind_the_leaders_first_entry_is_sent_the_snapshot_in_chunks()
     {
         (SimCluster cluster, string leader) = ClusterWithLaggingFollower("s3", writes: 100);
