@@ -183,7 +183,7 @@ internal sealed class RaftNodeCluster : ClusterUnderTest
         _members = [.. Enumerable.Range(1, 3).Select(i => ($"n{i}", $"http://127.0.0.1:{FreePort()}", $"http://127.0.0.1:{FreePort()}"))];
     }
 
-    public override string Settings => $"snapshot every {_snapshotThreshold:N0} entries, election 150-300 ms, heartbeat 50 ms{string.Concat(_environment.Select(e => $", {e.Key}={e.Value}"))}";
+    public override string Settings => $"snapshot after at least {_snapshotThreshold:N0} entries holding as many bytes as the last snapshot, election 150-300 ms, heartbeat 50 ms{string.Concat(_environment.Select(e => $", {e.Key}={e.Value}"))}";
 
     private IEnumerable<string> Endpoints => _members.Select(m => m.Grpc);
 

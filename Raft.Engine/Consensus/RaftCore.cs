@@ -180,7 +180,12 @@ public sealed partial class RaftCore
 
     // ---- output ---------------------------------------------------------------------------
 
-    public bool HasReady =>
+    public bool HasReady => HasOutputBesidesApplying || CommitIndex > _applyHandedOut;
+
+    /// <summary>Whether the only pending output is committed entries to apply (the host may take new inputs first).</summary>
+    public bool HasOnlyApplyWork => !HasOutputBesidesApplying && CommitIndex > _applyHandedOut;
+
+    private bool HasOutputBesidesApplying =>
         (Role == Role.Leader && (_broadcastPending || _readHeartbeatPending))
         || _outbox.Count > 0
         || _replicationOutbox.Count > 0
@@ -188,8 +193,7 @@ public sealed partial class RaftCore
         || _notices.Count > 0
         || _snapshotToInstall != null
         || new HardState(Term, VotedFor) != _persistedHardState
-        || _log.LastIndex > _stableIndex
-        || CommitIndex > _applyHandedOut;
+        || _log.LastIndex > _stableIndex;
 
     /// <summary>Takes the pending output. The host must carry it out (see <see cref="Ready"/>) and then call <see cref="Advance"/>.</summary>
     public Ready TakeReady()
@@ -217,8 +221,9 @@ public sealed partial class RaftCore
         }
 
         IReadOnlyList<LogEntry> toPersist = _log.LastIndex > _stableIndex ? _log.Slice(_stableIndex + 1, _log.LastIndex) : [];
-        IReadOnlyList<LogEntry> committed = CommitIndex > _applyHandedOut ? _log.Slice(_applyHandedOut + 1, CommitIndex) : [];
-        _applyHandedOut = CommitIndex;
+        long applyTo = Math.Min(CommitIndex, _applyHandedOut + _options.MaxCommittedEntriesPerReady);
+        IReadOnlyList<LogEntry> committed = applyTo > _applyHandedOut ? _log.Slice(_applyHandedOut + 1, applyTo) : [];
+        _applyHandedOut = applyTo;
 
         // 10.2.1: a leader's replication messages may go out while its own write is in flight, but only once its term
         // and vote are durable (else a restarted leader could lead the same term again with different entries).

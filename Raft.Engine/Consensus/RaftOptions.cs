@@ -40,6 +40,12 @@ public sealed record RaftOptions
 
     public int SnapshotChunkSize { get; init; } = 64 * 1024;
 
+    /// <summary>
+    /// At most this many committed entries per Ready, so that applying a long backlog (after a restart) is interleaved
+    /// with the node's other work instead of stalling its votes and acknowledgements for seconds.
+    /// </summary>
+    public int MaxCommittedEntriesPerReady { get; init; } = 1024;
+
     /// <summary>How many catch-up rounds a new server gets before AddServer gives up (dissertation 4.2.1).</summary>
     public int MaxCatchUpRounds { get; init; } = 10;
 
@@ -53,7 +59,7 @@ public sealed record RaftOptions
         {
             throw new ArgumentException("ElectionTicks must be greater than HeartbeatTicks.");
         }
-        if (MaxEntriesPerMessage < 1 || MaxBytesPerMessage < 1 || MaxInflightMessages < 1 || SnapshotChunkSize < 1 || SnapshotThreshold < 1
+        if (MaxEntriesPerMessage < 1 || MaxBytesPerMessage < 1 || MaxInflightMessages < 1 || SnapshotChunkSize < 1 || SnapshotThreshold < 1 || MaxCommittedEntriesPerReady < 1
             || EntriesKeptAfterSnapshot < 0 || MaxCatchUpRounds < 1 || SnapshotLogRatio < 0 || double.IsNaN(SnapshotLogRatio))
         {
             throw new ArgumentException("Message and inflight limits must be positive.");

@@ -187,7 +187,8 @@ public sealed class RaftNode : IAsyncDisposable
         CancellationToken stopping = _stopping.Token;
         try
         {
-            while (await reader.WaitToReadAsync(stopping))
+            // Work left over (committed entries not yet applied) keeps the loop going without new inputs.
+            while (core.HasReady || await reader.WaitToReadAsync(stopping))
             {
                 RaftNodeStatus before = _status!;
                 // Take everything that is waiting: proposals that arrive together go out and to disk together.
@@ -319,10 +320,19 @@ public sealed class RaftNode : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Carries out Ready batches until there are none, or until inputs are waiting: a node applying a long backlog (a
+    /// restart, a catch-up) still answers votes and appends between batches, as the core hands out committed entries
+    /// in bounded batches (<see cref="RaftOptions.MaxCommittedEntriesPerReady"/>).
+    /// </summary>
     private async Task CarryOutReadyAsync(RaftCore core, CancellationToken cancellationToken)
     {
         while (core.HasReady)
         {
+            if (core.HasOnlyApplyWork && _inputs.Reader.TryPeek(out _))
+            {
+                return;
+            }
             Ready ready = core.TakeReady();
             await _processor!.ProcessAsync(core, ready, cancellationToken);
             CompleteReadsUpTo(core.AppliedIndex);

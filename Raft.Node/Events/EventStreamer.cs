@@ -24,9 +24,18 @@ public sealed class EventStreamer(ClusterMember member, IHubContext<RaftHub> hub
     private readonly ConcurrentQueue<object> _events = new();
     private long _seq;
     private int _backlog;
+    private int _subscribers;
     private volatile bool _overflowed;
 
     public long Seq => Interlocked.Read(ref _seq);
+
+    /// <summary>
+    /// Hub connections. With none, events are not queued at all (a node nobody watches spends nothing on its stream);
+    /// a subscriber starts from the full state anyway.
+    /// </summary>
+    public void SubscriberConnected() => Interlocked.Increment(ref _subscribers);
+
+    public void SubscriberDisconnected() => Interlocked.Decrement(ref _subscribers);
 
     public async Task<FullState> GetFullStateAsync(CancellationToken cancellationToken = default)
     {
@@ -53,6 +62,10 @@ public sealed class EventStreamer(ClusterMember member, IHubContext<RaftHub> hub
                     Interlocked.Exchange(ref _backlog, 0);
                     _overflowed = false;
                     await hub.Clients.All.SendAsync("Reset", stoppingToken);
+                    continue;
+                }
+                if (Volatile.Read(ref _subscribers) == 0)
+                {
                     continue;
                 }
                 List<Change> changes = await DrainAsync(stoppingToken);
@@ -89,6 +102,10 @@ public sealed class EventStreamer(ClusterMember member, IHubContext<RaftHub> hub
 
     private void Enqueue(object item)
     {
+        if (Volatile.Read(ref _subscribers) == 0)
+        {
+            return;
+        }
         if (Interlocked.Increment(ref _backlog) > MaxBacklog)
         {
             _overflowed = true;

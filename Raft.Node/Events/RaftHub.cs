@@ -12,6 +12,18 @@ public sealed class RaftHub(EventStreamer streamer, ClusterMember member) : Hub
 {
     public const string Path = "/hubs/raft";
 
+    public override Task OnConnectedAsync()
+    {
+        streamer.SubscriberConnected();
+        return base.OnConnectedAsync();
+    }
+
+    public override Task OnDisconnectedAsync(Exception? exception)
+    {
+        streamer.SubscriberDisconnected();
+        return base.OnDisconnectedAsync(exception);
+    }
+
     public Task<FullState> GetState() => streamer.GetFullStateAsync(Context.ConnectionAborted);
 
     public IReadOnlyList<KeyValuePair<string, string>> GetData() => member.StateMachine.Snapshot();

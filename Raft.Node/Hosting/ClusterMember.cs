@@ -30,7 +30,7 @@ public sealed class ClusterMember : IHostedService, IAsyncDisposable
         _logger = loggers.CreateLogger<ClusterMember>();
         _bootstrap = options.ParseMembers();
         Faults = new FaultInjector(options.EnableFaultInjection);
-        Transport = new GrpcTransport(options.Id, AddressOf, Replies, Faults, metrics, Tracer, loggers.CreateLogger<GrpcTransport>());
+        Transport = new GrpcTransport(options.Id, options.GrpcUrl, AddressOf, Replies, Faults, metrics, Tracer, loggers.CreateLogger<GrpcTransport>());
     }
 
     public NodeOptions Options { get; }

@@ -48,6 +48,11 @@ public sealed class PeerService(ClusterMember member, Metrics.NodeMetrics metric
     /// <summary>A peer's stream of batches: every message goes to the engine; its answers leave on this node's own stream.</summary>
     public override async Task<PeerAck> Stream(IAsyncStreamReader<PeerBatch> requestStream, ServerCallContext context)
     {
+        string? sender = context.RequestHeaders.GetValue(GrpcTransport.SenderIdHeader);
+        if (sender != null && context.RequestHeaders.GetValue(GrpcTransport.SenderAddressHeader) is { } address)
+        {
+            member.Transport.LearnAddress(sender, address);
+        }
         await foreach (PeerBatch batch in requestStream.ReadAllAsync(context.CancellationToken))
         {
             foreach (PeerMessage item in batch.Messages)

@@ -21,22 +21,41 @@ namespace Raft.Node.Transport;
 public sealed class GrpcTransport : ITransport, IAsyncDisposable
 {
     private readonly string _self;
+    private readonly string? _selfUrl;
     private readonly Func<string, string?> _addressOf;
     private readonly ReplyCorrelator _replies;
     private readonly FaultInjector _faults;
     private readonly NodeMetrics _metrics;
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<string, PeerLink> _links = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, string> _learned = new(StringComparer.Ordinal);
+
+    /// <summary>The metadata with which a peer stream names its sender and where the sender takes its own stream.</summary>
+    public const string SenderIdHeader = "raft-sender-id";
+    public const string SenderAddressHeader = "raft-sender-address";
+
+    /// <summary>
+    /// Where to reach a peer that opened a stream to this node, for when neither the configuration nor the bootstrap list
+    /// names it: a new server has no configuration until it has caught up, but must answer the leader before that.
+    /// </summary>
+    public void LearnAddress(string id, string address)
+    {
+        if (Uri.TryCreate(address, UriKind.Absolute, out Uri? uri) && uri.Scheme is "http" or "https")
+        {
+            _learned[id] = address;
+        }
+    }
     private readonly CancellationTokenSource _stopping = new();
     private int _disposed;
 
     private readonly Events.MessageTracer _tracer;
 
-    public GrpcTransport(string self, Func<string, string?> addressOf, ReplyCorrelator replies, FaultInjector faults, NodeMetrics metrics,
+    public GrpcTransport(string self, string? selfUrl, Func<string, string?> addressOf, ReplyCorrelator replies, FaultInjector faults, NodeMetrics metrics,
         Events.MessageTracer tracer, ILogger<GrpcTransport> logger)
     {
         _tracer = tracer;
         _self = self;
+        _selfUrl = selfUrl;
         _addressOf = addressOf;
         _replies = replies;
         _faults = faults;
@@ -57,7 +76,7 @@ public sealed class GrpcTransport : ITransport, IAsyncDisposable
             return;
         }
         _tracer.Sent(message);
-        string? address = _addressOf(message.To);
+        string? address = _addressOf(message.To) ?? _learned.GetValueOrDefault(message.To);
         if (address is null)
         {
             _logger.LogDebug("no address for {Peer}; dropping {Kind}", message.To, ProtoMapping.KindOf(message));
@@ -152,7 +171,12 @@ public sealed class GrpcTransport : ITransport, IAsyncDisposable
                     {
                         return; // closed
                     }
-                    using AsyncClientStreamingCall<PeerBatch, PeerAck> call = _client.Stream(cancellationToken: stopping);
+                    var headers = new Metadata { { SenderIdHeader, _transport._self } };
+                    if ((_transport._addressOf(_transport._self) ?? _transport._selfUrl) is { } own)
+                    {
+                        headers.Add(SenderAddressHeader, own);
+                    }
+                    using AsyncClientStreamingCall<PeerBatch, PeerAck> call = _client.Stream(headers, cancellationToken: stopping);
                     while (await _queue.Reader.WaitToReadAsync(stopping))
                     {
                         batch.Messages.Clear();

@@ -437,4 +437,28 @@ public sealed class FigureTwoRuleTests
         leader.Step(new AppendEntriesResponse("s2", "s1", leader.Term, true, 3, 0, 0, 0));
         Assert.Single(Drain(leader).OfType<AppendEntries>(), a => a.To == "s2"); // one slot freed, one batch more
     }
+
+    [Fact]
+    public void A_long_backlog_of_committed_entries_is_handed_out_in_bounded_batches_and_a_vote_is_not_held_behind_it()
+    {
+        RaftCore follower = Core(term: 1, logTerms: [.. Enumerable.Repeat(1L, 50)], options: Options with { MaxCommittedEntriesPerReady = 10 });
+        follower.Step(Append(1, 50, 1, [], commit: 50)); // a restarted follower learns that all 50 are committed
+        Ready first = Flush(follower);
+        Assert.Equal(10, first.CommittedEntries.Count);
+        Assert.True(follower.HasOnlyApplyWork); // 40 to go: the host may take new inputs first
+
+        follower.Step(new RequestVote("s3", "s1", 2, 50, 1, false, false));
+        Assert.False(follower.HasOnlyApplyWork);
+        Ready next = Flush(follower);
+        Assert.True(Single<RequestVoteResponse>(next.AllMessages).Granted); // answered now, not after the backlog
+        int applied = first.CommittedEntries.Count + next.CommittedEntries.Count;
+        while (follower.HasReady)
+        {
+            Ready ready = Flush(follower);
+            Assert.InRange(ready.CommittedEntries.Count, 0, 10);
+            applied += ready.CommittedEntries.Count;
+        }
+        Assert.Equal(50, applied);
+        Assert.Equal(50, follower.AppliedIndex);
+    }
 }

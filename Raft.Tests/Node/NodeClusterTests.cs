@@ -143,6 +143,18 @@ public sealed class NodeClusterTests
         Assert.Equal(StatusCode.InvalidArgument, wrongTarget.StatusCode);
         Assert.NotEqual(99, (await cluster.StatusAsync(follower)).Term);
 
+        // The same on the peer stream: a malformed item ends the stream with InvalidArgument, and nothing of it is applied.
+        using (AsyncClientStreamingCall<PeerBatch, PeerAck> stream = cluster.Peer(follower).Stream())
+        {
+            var batch = new PeerBatch();
+            batch.Messages.Add(new PeerMessage { RequestVote = new RequestVoteRequest { Envelope = new Envelope { From = leader, To = "someone-else", Term = 98 } } });
+            batch.Messages.Add(new PeerMessage());
+            await stream.RequestStream.WriteAsync(batch);
+            await stream.RequestStream.CompleteAsync();
+            Assert.Equal(StatusCode.InvalidArgument, (await Fails(async () => await stream.ResponseAsync)).StatusCode);
+        }
+        Assert.NotEqual(98, (await cluster.StatusAsync(follower)).Term);
+
         // No leader reachable: Unavailable or a deadline, never a silent success.
         foreach (string id in cluster.Specs.Select(s => s.Id).Where(id => id != follower))
         {
