@@ -28,6 +28,11 @@ public static class Program
             return 2;
         }
         await app.RunAsync();
+        if (app.Services.GetRequiredService<ClusterMember>().Failure is { } failure)
+        {
+            await Console.Error.WriteLineAsync($"error: the node failed: {failure.Message}");
+            return 70; // EX_SOFTWARE: an orchestrator restarts it
+        }
         return 0;
     }
 }

@@ -88,6 +88,33 @@ public sealed class EmbeddedCluster : INodeDirectory, IHostedService, IAsyncDisp
         WebApplication app = NodeApp.Build(options, builder => builder.Logging.SetMinimumLevel(LogLevel.Warning));
         await app.StartAsync();
         _running[node.Id] = app;
+        // A node whose engine failed stops its own host: show it as crashed (restartable), not as running.
+        ClusterMember member = app.Services.GetRequiredService<ClusterMember>();
+        app.Lifetime.ApplicationStopping.Register(() =>
+        {
+            if (member.Failure != null)
+            {
+                _ = Task.Run(() => OnNodeFailedAsync(node.Id, app, member.Failure));
+            }
+        });
+    }
+
+    private async Task OnNodeFailedAsync(string id, WebApplication app, Exception failure)
+    {
+        await _lock.WaitAsync();
+        try
+        {
+            if (_running.TryGetValue(id, out WebApplication? running) && running == app)
+            {
+                await StopNodeAsync(id);
+                _logger.LogError("{Node} failed and is down: {Error}", id, failure.Message);
+            }
+        }
+        finally
+        {
+            _lock.Release();
+        }
+        Changed?.Invoke();
     }
 
     private async Task StopNodeAsync(string id)

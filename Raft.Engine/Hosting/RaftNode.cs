@@ -41,6 +41,7 @@ public sealed class RaftNode : IAsyncDisposable
     private Task? _loop;
     private ITimer? _ticker;
     private volatile RaftNodeStatus? _status;
+    private volatile Exception? _failure;
     private int _disposed;
 
     public RaftNode(RaftNodeOptions options, ILogStore store, IStateMachine stateMachine, ITransport transport, TimeProvider? time = null)
@@ -59,8 +60,14 @@ public sealed class RaftNode : IAsyncDisposable
 
     public RaftNodeStatus Status => _status ?? throw new InvalidOperationException("the node has not started");
 
-    /// <summary>Completes when the loop ends; faulted if the node stopped because of an error.</summary>
+    /// <summary>Completes when the loop ends; faulted if the node stopped because of an error (see <see cref="Failure"/>).</summary>
     public Task Completion => _loop ?? Task.CompletedTask;
+
+    /// <summary>
+    /// Why the node's loop died, or null while it runs. A failed node takes no more input: every call throws at once,
+    /// every waiter was failed, and its host is expected to report it unhealthy and stop (Raft.Node exits non-zero).
+    /// </summary>
+    public Exception? Failure => _failure;
 
     public async Task StartAsync(CancellationToken cancellationToken = default)
     {
@@ -146,7 +153,14 @@ public sealed class RaftNode : IAsyncDisposable
         await input.Completion.Task.WaitAsync(cancellationToken);
     }
 
-    private void Enqueue(Input input) => ObjectDisposedException.ThrowIf(!_inputs.Writer.TryWrite(input), this);
+    private void Enqueue(Input input)
+    {
+        if (_failure is { } failure)
+        {
+            throw new InvalidOperationException($"{Id} has failed and takes no more requests: {failure.Message}", failure);
+        }
+        ObjectDisposedException.ThrowIf(!_inputs.Writer.TryWrite(input), this);
+    }
 
     public async ValueTask DisposeAsync()
     {
@@ -168,6 +182,10 @@ public sealed class RaftNode : IAsyncDisposable
             }
             catch (OperationCanceledException)
             {
+            }
+            catch (Exception) when (_failure != null)
+            {
+                // already reported through Failure and Completion
             }
         }
         if (_snapshotTask != null)
@@ -217,6 +235,10 @@ public sealed class RaftNode : IAsyncDisposable
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
+            // Fail fast and visibly: no more inputs (they would pile up unread), no more ticks, every waiter answered.
+            _failure = e;
+            _inputs.Writer.TryComplete(e);
+            _ticker?.Dispose();
             FailAllWaiters(e);
             throw;
         }

@@ -21,9 +21,12 @@ public sealed class ClusterMember : IHostedService, IAsyncDisposable
     private IReadOnlyDictionary<string, string> _bootstrap;
     private MeteredLogStore? _store;
     private RaftNode? _node;
+    private Exception? _failure;
+    private readonly IHostApplicationLifetime? _lifetime;
 
-    public ClusterMember(NodeOptions options, NodeMetrics metrics, ILoggerFactory loggers)
+    public ClusterMember(NodeOptions options, NodeMetrics metrics, ILoggerFactory loggers, IHostApplicationLifetime? lifetime = null)
     {
+        _lifetime = lifetime;
         Options = options;
         _metrics = metrics;
         _loggers = loggers;
@@ -77,6 +80,7 @@ public sealed class ClusterMember : IHostedService, IAsyncDisposable
             Transport);
         _metrics.Observe(() => _node?.Status);
         await _node.StartAsync(cancellationToken);
+        _ = WatchAsync(_node);
         _logger.LogInformation("node {Node} started: {Options}; term {Term}, {Entries} entries, members {Members}",
             Id, Options, existing.HardState.Term, existing.Entries.Count, string.Join(",", _bootstrap.Select(m => $"{m.Key}={m.Value}")));
     }
@@ -100,6 +104,24 @@ public sealed class ClusterMember : IHostedService, IAsyncDisposable
         }
         File.WriteAllText(path, string.Join(",", _bootstrap.Select(m => $"{m.Key}={m.Value}")));
         return _bootstrap;
+    }
+
+    /// <summary>Why this member's engine stopped working, or null: health reports it, and the process exits non-zero.</summary>
+    public Exception? Failure => _node?.Failure ?? _failure;
+
+    /// <summary>A node whose loop died must not look alive: log the cause and stop the host (compose, Kubernetes restart it).</summary>
+    private async Task WatchAsync(RaftNode node)
+    {
+        try
+        {
+            await node.Completion;
+        }
+        catch (Exception e) when (node.Failure != null)
+        {
+            _failure = e;
+            _logger.LogCritical(e, "node {Node} failed and stops: {Error}", Id, e.Message);
+            _lifetime?.StopApplication();
+        }
     }
 
     public async Task StopAsync(CancellationToken cancellationToken) => await DisposeAsync();

@@ -59,13 +59,15 @@ public static class NodeApp
         app.MapGrpcService<KeyValueService>();
         app.MapGrpcService<AdminService>();
         app.MapHub<RaftHub>(RaftHub.Path);
-        app.MapGet("/healthz", (ClusterMember member) => Results.Ok(new
-        {
-            member.Id,
-            Role = member.Node.Status.Role.ToString(),
-            member.Node.Status.Term,
-            Leader = member.Node.Status.LeaderId,
-        }));
+        app.MapGet("/healthz", (ClusterMember member) => member.Failure is { } failure
+            ? Results.Json(new { member.Id, Failed = failure.Message }, statusCode: StatusCodes.Status503ServiceUnavailable)
+            : Results.Ok(new
+            {
+                member.Id,
+                Role = member.Node.Status.Role.ToString(),
+                member.Node.Status.Term,
+                Leader = member.Node.Status.LeaderId,
+            }));
         app.MapPrometheusScrapingEndpoint("/metrics");
         return app;
     }

@@ -129,6 +129,48 @@ public sealed class RaftNodeTests : IAsyncLifetime
         await WaitUntilAsync(() => _machines.Values.All(m => m.GetLocal("color") == "blue"));
     }
 
+    /// <summary>A disk that fails: every save after the first <paramref name="goodSaves"/> throws.</summary>
+    private sealed class FailingStore(int goodSaves) : ILogStore
+    {
+        private readonly MemoryLogStore _inner = new();
+        private int _saves;
+
+        public ValueTask<PersistentState> LoadAsync(CancellationToken cancellationToken = default) => _inner.LoadAsync(cancellationToken);
+
+        public ValueTask SaveAsync(HardState? hardState, IReadOnlyList<LogEntry> entries, CancellationToken cancellationToken = default) =>
+            Interlocked.Increment(ref _saves) > goodSaves ? throw new IOException("disk I/O error") : _inner.SaveAsync(hardState, entries, cancellationToken);
+
+        public ValueTask SaveSnapshotAsync(Snapshot snapshot, CancellationToken cancellationToken = default) => _inner.SaveSnapshotAsync(snapshot, cancellationToken);
+
+        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+    }
+
+    [Fact]
+    public async Task A_node_whose_loop_fails_fails_its_waiters_and_refuses_further_requests_at_once()
+    {
+        var store = new FailingStore(goodSaves: 3);
+        RaftNode node = await StartAsync("n1", store, members: ["n1"]);
+        await WaitUntilAsync(() => node.Status.Role == Role.Leader);
+        Exception? first = null;
+        for (int i = 0; i < 10 && first is null; i++)
+        {
+            try
+            {
+                await PutAsync(node, $"k{i}", "v").WaitAsync(TimeSpan.FromSeconds(10));
+            }
+            catch (IOException e)
+            {
+                first = e; // the write that hit the failing disk is failed with the cause, not left hanging
+            }
+        }
+        Assert.NotNull(first);
+        await Assert.ThrowsAsync<IOException>(() => node.Completion.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.IsType<IOException>(node.Failure);
+        // A failed node does not queue what it will never read: the next request is refused at once, naming the cause.
+        var refused = await Assert.ThrowsAsync<InvalidOperationException>(() => PutAsync(node, "late", "v").WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Contains("disk I/O error", refused.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task Three_nodes_elect_one_leader_and_a_write_is_applied_everywhere()
     {
