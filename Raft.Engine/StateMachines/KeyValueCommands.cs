@@ -101,6 +101,11 @@ public enum KvStatus : byte
     StaleSequence = 3,
     /// <summary>The command could not be decoded.</summary>
     Invalid = 4,
+    /// <summary>
+    /// The session's last sequence number was used again for a different command: two clients share an id (or one
+    /// restarted its numbering). Nothing was applied, and the earlier answer is not handed out for a command it does not belong to.
+    /// </summary>
+    SessionReused = 5,
 }
 
 /// <summary>The answer to a <see cref="KvCommand"/>: a status and, for get and put, the value (or previous value).</summary>

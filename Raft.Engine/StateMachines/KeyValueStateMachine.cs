@@ -10,12 +10,17 @@ namespace Raft.Engine.StateMachines;
 /// </summary>
 public sealed class KeyValueStateMachine(int maxSessions = 10_000) : IStateMachine
 {
-    private const uint SnapshotMagic = 0x52_4B_56_31; // "RKV1"
+    private const uint SnapshotMagicV1 = 0x52_4B_56_31; // "RKV1": sessions without command digests
+    private const uint SnapshotMagic = 0x52_4B_56_32; // "RKV2"
     private readonly Lock _lock = new();
     private readonly SortedDictionary<string, string> _data = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Session> _sessions = new(StringComparer.Ordinal);
 
-    private sealed record Session(long Sequence, byte[] Result, long LastIndex);
+    /// <summary>A client session's last command: its number, a digest of it (to tell a retry from a reuse), its answer.</summary>
+    private sealed record Session(long Sequence, byte[] Result, long LastIndex, byte[] Digest);
+
+    /// <summary>16 bytes of SHA-256 of the encoded command (which includes its session): equal for a retry only.</summary>
+    private static byte[] DigestOf(byte[] command) => System.Security.Cryptography.SHA256.HashData(command)[..16];
 
     public int MaxSessions { get; } = maxSessions;
 
@@ -82,7 +87,9 @@ public sealed class KeyValueStateMachine(int maxSessions = 10_000) : IStateMachi
             {
                 if (decoded.Sequence == session.Sequence)
                 {
-                    return session.Result; // a retry: answered with the first result, not applied again
+                    return session.Digest.Length == 0 || session.Digest.AsSpan().SequenceEqual(DigestOf(command))
+                        ? session.Result // a retry: answered with the first result, not applied again
+                        : new KvResult(KvStatus.SessionReused, $"session {decoded.ClientId} already used sequence {decoded.Sequence} for another command").Encode();
                 }
                 if (decoded.Sequence < session.Sequence)
                 {
@@ -93,7 +100,7 @@ public sealed class KeyValueStateMachine(int maxSessions = 10_000) : IStateMachi
             byte[] result = Execute(decoded).Encode();
             if (tracked)
             {
-                _sessions[decoded.ClientId] = new Session(decoded.Sequence, result, index);
+                _sessions[decoded.ClientId] = new Session(decoded.Sequence, result, index, DigestOf(command));
                 if (_sessions.Count > MaxSessions)
                 {
                     _sessions.Remove(_sessions.MinBy(s => s.Value.LastIndex).Key);
@@ -174,6 +181,8 @@ public sealed class KeyValueStateMachine(int maxSessions = 10_000) : IStateMachi
                 writer.Write(session.LastIndex);
                 writer.Write(session.Result.Length);
                 writer.Write(session.Result);
+                writer.Write(session.Digest.Length);
+                writer.Write(session.Digest);
             }
             return ValueTask.CompletedTask;
         }
@@ -182,7 +191,8 @@ public sealed class KeyValueStateMachine(int maxSessions = 10_000) : IStateMachi
     public ValueTask RestoreSnapshotAsync(Stream source, CancellationToken cancellationToken = default)
     {
         using var reader = new BinaryReader(source, Encoding.UTF8, leaveOpen: true);
-        if (reader.ReadUInt32() != SnapshotMagic)
+        uint magic = reader.ReadUInt32();
+        if (magic is not (SnapshotMagic or SnapshotMagicV1))
         {
             throw new InvalidDataException("not a key-value snapshot");
         }
@@ -200,7 +210,8 @@ public sealed class KeyValueStateMachine(int maxSessions = 10_000) : IStateMachi
             long sequence = reader.ReadInt64();
             long lastIndex = reader.ReadInt64();
             byte[] result = reader.ReadBytes(reader.ReadInt32());
-            sessions.Add(new(client, new Session(sequence, result, lastIndex)));
+            byte[] digest = magic == SnapshotMagic ? reader.ReadBytes(reader.ReadInt32()) : []; // older snapshots: no digest, retries trusted
+            sessions.Add(new(client, new Session(sequence, result, lastIndex, digest)));
         }
         lock (_lock)
         {

@@ -17,14 +17,18 @@ public sealed class RaftClient : IDisposable
     private readonly Lock _lock = new();
     private string? _preferred;
 
-    public RaftClient(IEnumerable<string> endpoints, string? clientId = null)
+    /// <param name="name">
+    /// What the client calls itself in session ids ("dashboard"). Every instance adds a random part of its own: two
+    /// clients never share a session id, and a restarted client never replays sequence numbers an earlier one used.
+    /// </param>
+    public RaftClient(IEnumerable<string> endpoints, string? name = null)
     {
         _endpoints = endpoints.Select(e => e.Trim()).Where(e => e.Length > 0).Distinct().ToList();
         if (_endpoints.Count == 0)
         {
             throw new ArgumentException("at least one endpoint is needed", nameof(endpoints));
         }
-        ClientId = clientId ?? $"client-{Guid.NewGuid():N}";
+        ClientId = $"{name ?? "client"}-{Guid.NewGuid():N}";
     }
 
     public string ClientId { get; }

@@ -50,6 +50,10 @@ public sealed class KeyValueService(ClusterMember member, NodeMetrics metrics) :
                 {
                     throw new RpcException(new Status(StatusCode.FailedPrecondition, "this session has already moved past that sequence number; its answer is gone"));
                 }
+                if (result.Status == KvStatus.SessionReused)
+                {
+                    throw new RpcException(new Status(StatusCode.FailedPrecondition, $"{result.Value}: nothing was applied; use a client id of your own"));
+                }
                 return result;
             }
             catch (Exception e) when (e is not RpcException)

@@ -101,6 +101,28 @@ public sealed class NodeClusterTests
     }
 
     [Fact]
+    public async Task A_client_started_again_under_the_same_name_has_its_writes_applied()
+    {
+        await using var cluster = new NodeTestCluster(3);
+        await cluster.StartAllAsync();
+        await cluster.WaitForLeaderAsync();
+        string[] endpoints = [.. cluster.Specs.Select(s => s.GrpcUrl)];
+        using (var before = new Raft.Node.Client.RaftClient(endpoints, "dashboard"))
+        {
+            for (int i = 0; i < 3; i++)
+            {
+                await before.PutAsync($"k{i}", "old");
+            }
+        }
+        // The dashboard restarted (or rebuilt its client after Add server): its numbering starts again at 1.
+        using var after = new Raft.Node.Client.RaftClient(endpoints, "dashboard");
+        await after.PutAsync("g", "1");
+        GetReply read = await after.GetAsync("g");
+        Assert.True(read.Found, "the write was answered OK but not applied");
+        Assert.Equal("1", read.Value);
+    }
+
+    [Fact]
     public async Task Bad_input_gets_a_clear_status_and_changes_nothing()
     {
         await using var cluster = new NodeTestCluster(3, options => options.MaxCommandBytes = 1000);

@@ -38,6 +38,36 @@ public sealed class KeyValueStateMachineTests
     }
 
     [Fact]
+    public async Task A_sequence_number_reused_for_another_command_is_refused_and_not_answered_with_the_old_result()
+    {
+        var kv = new KeyValueStateMachine();
+        Apply(kv, 1, KvCommand.Put("a", "1", "dashboard", 1));
+        // Another client instance under the same id, numbering from 1 again: not the retry it looks like.
+        KvResult reused = Apply(kv, 2, KvCommand.Put("g", "1", "dashboard", 1));
+        Assert.Equal(KvStatus.SessionReused, reused.Status);
+        Assert.Null(kv.GetLocal("g")); // nothing applied, and no false "ok"
+        Assert.Equal(new KvResult(KvStatus.Ok, null), Apply(kv, 3, KvCommand.Put("a", "1", "dashboard", 1))); // the real retry still is one
+
+        // The digests travel in snapshots: after a restore the same distinction holds.
+        using var stream = new MemoryStream();
+        await kv.WriteSnapshotAsync(stream);
+        var restored = new KeyValueStateMachine();
+        stream.Position = 0;
+        await restored.RestoreSnapshotAsync(stream);
+        Assert.Equal(KvStatus.SessionReused, Apply(restored, 4, KvCommand.Put("g", "1", "dashboard", 1)).Status);
+        Assert.Equal(new KvResult(KvStatus.Ok, null), Apply(restored, 5, KvCommand.Put("a", "1", "dashboard", 1)));
+    }
+
+    [Fact]
+    public void Two_clients_with_the_same_name_never_share_a_session_id()
+    {
+        using var first = new Raft.Node.Client.RaftClient(["http://127.0.0.1:1"], "dashboard");
+        using var second = new Raft.Node.Client.RaftClient(["http://127.0.0.1:1"], "dashboard");
+        Assert.StartsWith("dashboard-", first.ClientId, StringComparison.Ordinal);
+        Assert.NotEqual(first.ClientId, second.ClientId);
+    }
+
+    [Fact]
     public async Task A_snapshot_restores_data_and_sessions_exactly()
     {
         var kv = new KeyValueStateMachine();
@@ -52,8 +82,9 @@ public sealed class KeyValueStateMachineTests
         await restored.RestoreSnapshotAsync(stream);
         Assert.Equal(kv.Snapshot(), restored.Snapshot());
         Assert.Equal(2, restored.AppliedIndex);
-        // The sessions came along: a retry after restore is still deduplicated.
-        Assert.Equal(new KvResult(KvStatus.Ok, null), Apply(restored, 3, KvCommand.Put("b", "again", "c2", 7)));
+        // The sessions came along: a retry after restore is still deduplicated, and a reuse still refused.
+        Assert.Equal(new KvResult(KvStatus.Ok, null), Apply(restored, 3, KvCommand.Put("b", "ü", "c2", 7)));
+        Assert.Equal(KvStatus.SessionReused, Apply(restored, 4, KvCommand.Put("b", "again", "c2", 7)).Status);
         Assert.Equal("ü", restored.GetLocal("b"));
     }
 
