@@ -98,9 +98,20 @@ public sealed partial class RaftCore
     public IReadOnlyList<FollowerStatus> Followers =>
         Role != Role.Leader
             ? []
-            : _progress.OrderBy(p => p.Key, StringComparer.Ordinal)
-                .Select(p => new FollowerStatus(p.Key, p.Value.Match, p.Value.Next, p.Value.State, p.Value.InflightCount, p.Value.RecentActive))
-                .ToList();
+            : SortedFollowers();
+
+    /// <summary>Built on every status refresh of the host's loop: one array, no LINQ.</summary>
+    private FollowerStatus[] SortedFollowers()
+    {
+        var followers = new FollowerStatus[_progress.Count];
+        int i = 0;
+        foreach ((string id, Progress p) in _progress)
+        {
+            followers[i++] = new FollowerStatus(id, p.Match, p.Next, p.State, p.InflightCount, p.RecentActive);
+        }
+        Array.Sort(followers, static (a, b) => string.CompareOrdinal(a.Id, b.Id));
+        return followers;
+    }
 
     // ---- inputs ---------------------------------------------------------------------------
 
@@ -228,13 +239,13 @@ public sealed partial class RaftCore
         // 10.2.1: a leader's replication messages may go out while its own write is in flight, but only once its term
         // and vote are durable (else a restarted leader could lead the same term again with different entries).
         bool early = hardState is null;
-        List<RaftMessage> messages = early ? [.. _outbox] : [.. _replicationOutbox, .. _outbox];
-        List<RaftMessage> beforePersist = early ? [.. _replicationOutbox] : [];
+        IReadOnlyList<RaftMessage> messages = early ? Copy(_outbox) : [.. _replicationOutbox, .. _outbox];
+        IReadOnlyList<RaftMessage> beforePersist = early ? Copy(_replicationOutbox) : [];
         if (!_rules.PromiseOnlyWhenDurable)
         {
             (beforePersist, messages) = ([.. beforePersist, .. messages], []);
         }
-        var ready = new Ready(hardState, toPersist, messages, committed, _snapshotToInstall, [.. _readStates], [.. _notices])
+        var ready = new Ready(hardState, toPersist, messages, committed, _snapshotToInstall, Copy(_readStates), Copy(_notices))
         {
             MessagesBeforePersist = beforePersist,
         };
@@ -245,6 +256,9 @@ public sealed partial class RaftCore
         _snapshotToInstall = null;
         return ready;
     }
+
+    /// <summary>A copy of a pending list for a Ready; the shared empty array when there is nothing (most batches).</summary>
+    private static T[] Copy<T>(List<T> items) => items.Count == 0 ? [] : [.. items];
 
     /// <summary>Confirms that the host persisted, sent and applied a batch from <see cref="TakeReady"/>.</summary>
     public void Advance(Ready ready)
