@@ -68,7 +68,9 @@ public sealed partial class RaftCore
 
     /// <summary>Within the minimum election timeout of hearing from a leader, vote requests are ignored.</summary>
     private bool InLeaderLease() =>
-        _options.CheckQuorum && LeaderId != null && _electionElapsed < _options.ElectionTicks;
+        _options.CheckQuorum && ((LeaderId != null && _electionElapsed < _options.ElectionTicks)
+            // With lease reads a restarted server does not know whose lease it may break: it waits a full timeout first.
+            || (_options.LeaseReads && _ticks <= _options.ElectionTicks));
 
     /// <summary>
     /// Candidates (Figure 2): on conversion increment the term, vote for self, reset the timer, send RequestVote.
@@ -182,6 +184,7 @@ public sealed partial class RaftCore
         _electionElapsed = 0;
         _heartbeatElapsed = 0;
         _progress.Clear();
+        _lease?.Reset();
         OnConfigurationChanged();
         // Entries of earlier terms commit only through an entry of the current term; the no-op makes that happen now.
         AppendToLog(EntryKind.NoOp, []);

@@ -12,6 +12,9 @@ public sealed partial class RaftCore
     /// <summary>Numbers heartbeat rounds; every AppendEntries carries the latest, and answers echo it.</summary>
     private long _readContext;
     private bool _readHeartbeatPending;
+    private LeaderLease? _lease;
+
+    private LeaderLease? Lease => _options.LeaseReads ? _lease ??= new LeaderLease(_options.ElectionTicks, _options.LeaseDriftMarginTicks) : null;
 
     private sealed class PendingRead(long requestId, string origin, long index, long context)
     {
@@ -47,6 +50,11 @@ public sealed partial class RaftCore
             _readsAwaitingCommit.Add((requestId, origin));
             return;
         }
+        if (_transferTarget is null && Lease?.Holds(Configuration, Id, _ticks) == true)
+        {
+            Answer(requestId, origin, CommitIndex, true, Id); // within the lease: no round needed
+            return;
+        }
         var read = new PendingRead(requestId, origin, CommitIndex, ++_readContext);
         read.Acks.Add(Id);
         if (!_rules.ConfirmReadsWithQuorum)
@@ -75,6 +83,7 @@ public sealed partial class RaftCore
     /// <summary>An answer from <paramref name="peer"/> to an AppendEntries of round <paramref name="context"/> confirms every read of that round or before.</summary>
     private void AcknowledgeReads(string peer, long context)
     {
+        Lease?.OnAnswered(peer, context);
         foreach (PendingRead read in _pendingReads)
         {
             if (read.Context > context)

@@ -164,6 +164,10 @@ public sealed partial class RaftCore
     private void BroadcastHeartbeat()
     {
         _heartbeatElapsed = 0;
+        if (Lease is { } lease)
+        {
+            lease.OnRoundSent(++_readContext, _ticks); // each round gets its own number, so answers date the lease
+        }
         foreach ((string peer, Progress progress) in _progress)
         {
             if (progress.State == ReplicationState.Snapshot || _log.TermAt(progress.Match) is not long prevTerm)

@@ -357,6 +357,7 @@ public sealed partial class RaftCore
     {
         FailPendingReads(newLeader);
         _progress.Clear();
+        _lease?.Reset();
         _transferTarget = null;
         _catchUp = null;
     }

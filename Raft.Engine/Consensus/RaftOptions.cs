@@ -18,6 +18,17 @@ public sealed record RaftOptions
     /// and a follower that heard from a live leader within that time ignores vote requests.</summary>
     public bool CheckQuorum { get; init; } = true;
 
+    /// <summary>
+    /// Leader lease reads (off by default): a leader answers a linearizable read from its commit index without a
+    /// heartbeat round while a majority answered one within an election timeout less <see cref="LeaseDriftMarginTicks"/>.
+    /// It assumes the servers' clocks (tick rates) differ by less than that margin over an election timeout, and
+    /// requires CheckQuorum; a restarted server then also waits an election timeout before it votes.
+    /// </summary>
+    public bool LeaseReads { get; init; }
+
+    /// <summary>How much shorter than an election timeout the lease is, for clock drift (see <see cref="LeaseReads"/>).</summary>
+    public int LeaseDriftMarginTicks { get; init; } = 3;
+
     public int MaxEntriesPerMessage { get; init; } = 256;
 
     public long MaxBytesPerMessage { get; init; } = 1024 * 1024;
@@ -58,6 +69,10 @@ public sealed record RaftOptions
         if (ElectionTicks <= HeartbeatTicks)
         {
             throw new ArgumentException("ElectionTicks must be greater than HeartbeatTicks.");
+        }
+        if (LeaseReads && (!CheckQuorum || LeaseDriftMarginTicks < 0 || LeaseDriftMarginTicks >= ElectionTicks))
+        {
+            throw new ArgumentException("LeaseReads needs CheckQuorum and a drift margin shorter than the election timeout.");
         }
         if (MaxEntriesPerMessage < 1 || MaxBytesPerMessage < 1 || MaxInflightMessages < 1 || SnapshotChunkSize < 1 || SnapshotThreshold < 1 || MaxCommittedEntriesPerReady < 1
             || EntriesKeptAfterSnapshot < 0 || MaxCatchUpRounds < 1 || SnapshotLogRatio < 0 || double.IsNaN(SnapshotLogRatio))

@@ -65,6 +65,7 @@ public sealed class ClusterMember : IHostedService, IAsyncDisposable
             HeartbeatTicks = Options.HeartbeatTicks,
             SnapshotThreshold = Options.SnapshotThreshold,
             SnapshotLogRatio = Options.SnapshotLogRatio,
+            LeaseReads = Options.LeaseReads,
         };
         _node = new RaftNode(
             new RaftNodeOptions

@@ -29,6 +29,7 @@ public sealed class NodeOptions
     public int HeartbeatTicks { get; set; } = 5;
     public int SnapshotThreshold { get; set; } = 1000;
     public double SnapshotLogRatio { get; set; } = 1.0;
+    public bool LeaseReads { get; set; }
     public int MaxCommandBytes { get; set; } = 1024 * 1024;
     public bool EnableFaultInjection { get; set; }
 
@@ -50,6 +51,7 @@ public sealed class NodeOptions
         ["--heartbeat-ticks"] = "Raft:HeartbeatTicks",
         ["--snapshot-threshold"] = "Raft:SnapshotThreshold",
         ["--snapshot-log-ratio"] = "Raft:SnapshotLogRatio",
+        ["--lease-reads"] = "Raft:LeaseReads",
         ["--max-command-bytes"] = "Raft:MaxCommandBytes",
         ["--enable-fault-injection"] = "Raft:EnableFaultInjection",
         ["--request-timeout-ms"] = "Raft:RequestTimeoutMs",
@@ -73,6 +75,9 @@ public sealed class NodeOptions
           --snapshot-threshold <n>      applied entries between snapshots (default 1000)
           --snapshot-log-ratio <r>      ... and the log since the last snapshot must hold r times its
                                         bytes (default 1; 0 counts entries only)
+          --lease-reads <true|false>    serve linearizable reads on the leader from its lease, without a
+                                        heartbeat round (default false; assumes clock drift under 30 ms
+                                        per election timeout)
           --max-command-bytes <n>       largest accepted command (default 1048576)
           --request-timeout-ms <n>      how long a client request may wait (default 5000)
           --enable-fault-injection true allow SetFaults/Heal (cut links, isolate, drop, delay)
