@@ -1,7 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 using System.Text;
 using Google.Protobuf;
 using Grpc.Net.Client;
@@ -146,12 +144,7 @@ internal abstract class ClusterUnderTest : IAsyncDisposable
         return ValueTask.CompletedTask;
     }
 
-    protected static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
+    protected static int FreePort() => Raft.Node.Hosting.LoopbackPorts.Next();
 
     protected static async Task<bool> Succeeds(Func<Task> call)
     {

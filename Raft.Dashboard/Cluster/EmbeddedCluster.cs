@@ -1,5 +1,3 @@
-using System.Net;
-using System.Net.Sockets;
 using System.Text.Json;
 using Raft.Node.Hosting;
 
@@ -63,12 +61,7 @@ public sealed class EmbeddedCluster : INodeDirectory, IHostedService, IAsyncDisp
 
     private static string Url(int port) => $"http://127.0.0.1:{port}";
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
+    private static int FreePort() => LoopbackPorts.Next();
 
     private async Task SaveLayoutAsync() =>
         await File.WriteAllTextAsync(Path.Combine(DataDirectory, LayoutFile), JsonSerializer.Serialize(_layout));

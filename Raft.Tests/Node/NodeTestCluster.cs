@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using Grpc.Net.Client;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Logging;
@@ -10,15 +8,10 @@ using Raft.Node.Protocol;
 
 namespace Raft.Tests.Node;
 
-/// <summary>Free loopback ports for real Kestrel hosts.</summary>
+/// <summary>Free loopback ports for real Kestrel hosts (outside the ephemeral range: see <see cref="LoopbackPorts"/>).</summary>
 internal static class Ports
 {
-    public static int Free()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
+    public static int Free() => LoopbackPorts.Next();
 }
 
 /// <summary>One member's addresses and data folder, for in-process hosts and child processes alike.</summary>
