@@ -21,7 +21,6 @@ public sealed class SqliteLogStore : ILogStore
     private readonly Statements _statements;
     private long _lastIndex;
     private long _snapshotIndex;
-    private long _snapshotTerm;
     private int _disposed;
     /// <summary>The writer's open transaction, which every command on the connection must name.</summary>
     private SqliteTransaction? _transaction;
@@ -32,7 +31,6 @@ public sealed class SqliteLogStore : ILogStore
         Path = path;
         _statements = new Statements(connection);
         _snapshotIndex = Scalar(connection, "SELECT COALESCE((SELECT idx FROM snapshot WHERE id = 0), 0);");
-        _snapshotTerm = Scalar(connection, "SELECT COALESCE((SELECT term FROM snapshot WHERE id = 0), 0);");
         _lastIndex = Math.Max(_snapshotIndex, Scalar(connection, "SELECT COALESCE(MAX(idx), 0) FROM log;"));
         _writer = new Thread(RunWriter) { IsBackground = true, Name = $"sqlite writer {System.IO.Path.GetFileName(path)}" };
         _writer.Start();
@@ -142,7 +140,7 @@ public sealed class SqliteLogStore : ILogStore
 
     private void RunBatch(List<Write> batch)
     {
-        (long last, long snapshot, long snapshotTerm) = (_lastIndex, _snapshotIndex, _snapshotTerm);
+        (long last, long snapshot) = (_lastIndex, _snapshotIndex);
         try
         {
             using SqliteTransaction transaction = _connection.BeginTransaction();
@@ -151,7 +149,7 @@ public sealed class SqliteLogStore : ILogStore
             foreach (Write write in batch)
             {
                 // A write that fails (a bad request) is undone alone; the others in the batch still commit.
-                (long l, long s, long t) = (_lastIndex, _snapshotIndex, _snapshotTerm);
+                (long l, long s) = (_lastIndex, _snapshotIndex);
                 Execute(_connection, transaction, "SAVEPOINT w;");
                 try
                 {
@@ -161,7 +159,7 @@ public sealed class SqliteLogStore : ILogStore
                 catch (Exception e) when (e is ArgumentException or InvalidDataException)
                 {
                     Execute(_connection, transaction, "ROLLBACK TO w; RELEASE w;");
-                    (_lastIndex, _snapshotIndex, _snapshotTerm) = (l, s, t);
+                    (_lastIndex, _snapshotIndex) = (l, s);
                     write.Fail(e);
                 }
             }
@@ -170,7 +168,7 @@ public sealed class SqliteLogStore : ILogStore
         catch (Exception e)
         {
             _transaction = null;
-            (_lastIndex, _snapshotIndex, _snapshotTerm) = (last, snapshot, snapshotTerm);
+            (_lastIndex, _snapshotIndex) = (last, snapshot);
             foreach (Write write in batch)
             {
                 write.Fail(e);
@@ -293,7 +291,6 @@ public sealed class SqliteLogStore : ILogStore
             _statements.ClearLog.ExecuteNonQuery();
         }
         _snapshotIndex = metadata.Index;
-        _snapshotTerm = metadata.Term;
         _lastIndex = suffixContinues ? Math.Max(_lastIndex, metadata.Index) : metadata.Index;
         return true;
     }
