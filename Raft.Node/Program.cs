@@ -1,3 +1,4 @@
+using Raft.Engine.Storage;
 using Raft.Node.Client;
 using Raft.Node.Hosting;
 
@@ -26,6 +27,16 @@ public static class Program
         {
             await Console.Error.WriteLineAsync($"error: {e.Message}\n\n{NodeOptions.HelpText}");
             return 2;
+        }
+        try
+        {
+            // Never join the cluster with a data folder that is in use, not ours or damaged.
+            await app.Services.GetRequiredService<ClusterMember>().OpenStoreAsync();
+        }
+        catch (StorageException unusable)
+        {
+            await Console.Error.WriteLineAsync($"error: {unusable.Message}");
+            return 65; // EX_DATAERR: restarting does not help; the data folder needs an operator
         }
         await app.RunAsync();
         if (app.Services.GetRequiredService<ClusterMember>().Failure is { } failure)

@@ -42,6 +42,7 @@ public sealed class RaftNode : IAsyncDisposable
     private ITimer? _ticker;
     private volatile RaftNodeStatus? _status;
     private volatile Exception? _failure;
+    private volatile StorageFullException? _storageFull;
     private int _disposed;
 
     public RaftNode(RaftNodeOptions options, ILogStore store, IStateMachine stateMachine, ITransport transport, TimeProvider? time = null)
@@ -68,6 +69,12 @@ public sealed class RaftNode : IAsyncDisposable
     /// every waiter was failed, and its host is expected to report it unhealthy and stop (Raft.Node exits non-zero).
     /// </summary>
     public Exception? Failure => _failure;
+
+    /// <summary>
+    /// Set while the store is full: the node's write is retried until space returns (the node sends nothing that
+    /// promises it meanwhile) and new proposals are refused at once with this exception.
+    /// </summary>
+    public StorageFullException? StorageProblem => _storageFull;
 
     public async Task StartAsync(CancellationToken cancellationToken = default)
     {
@@ -100,6 +107,10 @@ public sealed class RaftNode : IAsyncDisposable
     /// </summary>
     public async Task<byte[]> ProposeAsync(byte[] command, CancellationToken cancellationToken = default)
     {
+        if (_storageFull is { } full)
+        {
+            throw full; // nothing was proposed: the caller may retry when the node's disk has room again
+        }
         var proposal = new ProposalInput(command, new TaskCompletionSource<byte[]>(TaskCreationOptions.RunContinuationsAsynchronously));
         Enqueue(proposal);
         return await proposal.Completion.Task.WaitAsync(cancellationToken);
@@ -357,6 +368,7 @@ public sealed class RaftNode : IAsyncDisposable
             }
             Ready ready = core.TakeReady();
             await _processor!.ProcessAsync(core, ready, cancellationToken);
+            _storageFull = null;
             CompleteReadsUpTo(core.AppliedIndex);
             if (ready.EntriesToPersist.Count > 0)
             {
@@ -399,6 +411,12 @@ public sealed class RaftNode : IAsyncDisposable
         public void OnReadState(ReadState read) => node.OnReadState(read);
 
         public void OnNotice(RaftNotice notice) => node.OnNotice(notice);
+
+        public async ValueTask WaitForStorageAsync(StorageFullException full, int attempt, CancellationToken cancellationToken)
+        {
+            node._storageFull = full;
+            await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(1000, 50 * attempt)), node._time, cancellationToken);
+        }
 
         public void AfterStep(ReadyStep step)
         {
@@ -476,6 +494,16 @@ public sealed class RaftNode : IAsyncDisposable
             if (error is OperationCanceledException or ObjectDisposedException)
             {
                 return; // stopping
+            }
+            if (error is StorageFullException)
+            {
+                // A snapshot is an optimisation: without room for it the log just stays longer. Tried again when due.
+                foreach (TaskCompletionSource waiter in _snapshotWaiters)
+                {
+                    waiter.TrySetException(error);
+                }
+                _snapshotWaiters.Clear();
+                return;
             }
             throw new IOException($"{Id} could not store a snapshot: {error.Message}", error);
         }

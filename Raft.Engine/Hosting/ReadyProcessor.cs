@@ -38,6 +38,13 @@ public interface IReadyHost
     void OnNotice(RaftNotice notice);
 
     /// <summary>
+    /// The batch's write failed because the medium is full (nothing of it was written). Returns when it is worth trying
+    /// again; the processor then repeats the same write (every write is idempotent), so the batch goes on as if it had
+    /// only been slow.
+    /// </summary>
+    ValueTask WaitForStorageAsync(StorageFullException full, int attempt, CancellationToken cancellationToken);
+
+    /// <summary>
     /// Called after each step. The simulation checks invariants here and crashes a server between any two steps (by
     /// throwing); a step whose write is not <see cref="ReadyStep.Persisted"/> yet is not durable.
     /// </summary>
@@ -102,13 +109,25 @@ public sealed class ReadyProcessor(ILogStore store, IStateMachine stateMachine, 
 
     private async ValueTask WriteAsync(Ready ready, CancellationToken cancellationToken)
     {
-        if (ready.SnapshotToInstall is { } snapshot)
+        for (int attempt = 1; ; attempt++)
         {
-            await store.SaveSnapshotAsync(snapshot, cancellationToken);
-        }
-        if (ready.HardState != null || ready.EntriesToPersist.Count > 0)
-        {
-            await store.SaveAsync(ready.HardState, ready.EntriesToPersist, cancellationToken);
+            try
+            {
+                if (ready.SnapshotToInstall is { } snapshot)
+                {
+                    await store.SaveSnapshotAsync(snapshot, cancellationToken);
+                }
+                if (ready.HardState != null || ready.EntriesToPersist.Count > 0)
+                {
+                    await store.SaveAsync(ready.HardState, ready.EntriesToPersist, cancellationToken);
+                }
+                return;
+            }
+            catch (StorageFullException full)
+            {
+                // Not a reason to die: the node stalls (sends nothing it has not persisted) until space returns.
+                await host.WaitForStorageAsync(full, attempt, cancellationToken);
+            }
         }
     }
 

@@ -14,8 +14,8 @@ namespace Raft.Engine.Storage;
 /// </summary>
 public sealed class SqliteLogStore : ILogStore
 {
-    private const int SchemaVersion = 2;
     private readonly SqliteConnection _connection;
+    private readonly FileStream _lock;
     private readonly System.Collections.Concurrent.BlockingCollection<Write> _queue = [];
     private readonly Thread _writer;
     private readonly Statements _statements;
@@ -25,9 +25,10 @@ public sealed class SqliteLogStore : ILogStore
     /// <summary>The writer's open transaction, which every command on the connection must name.</summary>
     private SqliteTransaction? _transaction;
 
-    private SqliteLogStore(SqliteConnection connection, string path)
+    private SqliteLogStore(SqliteConnection connection, string path, FileStream fileLock)
     {
         _connection = connection;
+        _lock = fileLock;
         Path = path;
         _statements = new Statements(connection);
         _snapshotIndex = Scalar(connection, "SELECT COALESCE((SELECT idx FROM snapshot WHERE id = 0), 0);");
@@ -38,53 +39,84 @@ public sealed class SqliteLogStore : ILogStore
 
     public string Path { get; }
 
+    /// <summary>
+    /// Opens (or creates) the store at <paramref name="path"/>. Refuses, with a <see cref="StorageException"/> naming the
+    /// file and the problem, a file that another process has open as a store, that is not SQLite or not ours, whose
+    /// schema this build does not know, or that fails SQLite's integrity check. A file of an older schema is migrated.
+    /// </summary>
     public static SqliteLogStore Open(string path)
     {
-        string? folder = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path));
+        string fullPath = System.IO.Path.GetFullPath(path);
+        string? folder = System.IO.Path.GetDirectoryName(fullPath);
         if (folder != null)
         {
             Directory.CreateDirectory(folder);
         }
-        var connection = new SqliteConnection(new SqliteConnectionStringBuilder
-        {
-            DataSource = path,
-            Mode = SqliteOpenMode.ReadWriteCreate,
-            Pooling = false,
-        }.ToString());
-        connection.Open();
+        FileStream fileLock = TakeLock(fullPath);
+        SqliteConnection? connection = null;
         try
         {
+            CheckHeader(fullPath);
+            connection = new SqliteConnection(new SqliteConnectionStringBuilder
+            {
+                DataSource = fullPath,
+                Mode = SqliteOpenMode.ReadWriteCreate,
+                Pooling = false,
+            }.ToString());
+            connection.Open();
             Execute(connection, "PRAGMA journal_mode=WAL;");
             Execute(connection, "PRAGMA synchronous=FULL;");
-            long version = Scalar(connection, "PRAGMA user_version;");
-            if (version > SchemaVersion)
+            string integrity = Convert.ToString(ScalarObject(connection, "PRAGMA integrity_check(1);"), System.Globalization.CultureInfo.InvariantCulture) ?? "";
+            if (integrity != "ok")
             {
-                throw new InvalidOperationException($"{path} has schema version {version}; this build knows {SchemaVersion}");
+                throw new StorageException(fullPath, $"the file is damaged (SQLite integrity check: {integrity})");
             }
-            Execute(connection, """
-                CREATE TABLE IF NOT EXISTS hard_state (
-                    id INTEGER PRIMARY KEY CHECK (id = 0),
-                    term INTEGER NOT NULL,
-                    voted_for TEXT NULL);
-                CREATE TABLE IF NOT EXISTS log (
-                    idx INTEGER PRIMARY KEY,
-                    term INTEGER NOT NULL,
-                    kind INTEGER NOT NULL,
-                    data BLOB NOT NULL);
-                CREATE TABLE IF NOT EXISTS snapshot (
-                    id INTEGER PRIMARY KEY CHECK (id = 0),
-                    idx INTEGER NOT NULL,
-                    term INTEGER NOT NULL,
-                    configuration BLOB NOT NULL,
-                    data BLOB NOT NULL);
-                PRAGMA user_version = 2;
-                """);
-            return new SqliteLogStore(connection, path);
+            SqliteSchema.Prepare(connection, fullPath);
+            return new SqliteLogStore(connection, fullPath, fileLock);
+        }
+        catch (SqliteException e)
+        {
+            connection?.Dispose();
+            fileLock.Dispose();
+            throw new StorageException(fullPath, $"the file cannot be read as a store: {e.Message}", e);
         }
         catch
         {
-            connection.Dispose();
+            connection?.Dispose();
+            fileLock.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Two processes on one data file would interleave two logs: the store holds an exclusive lock on a file beside it
+    /// for as long as it is open (released by the OS if the process dies).
+    /// </summary>
+    private static FileStream TakeLock(string path)
+    {
+        try
+        {
+            return new FileStream(path + ".lock", FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        }
+        catch (IOException e)
+        {
+            throw new StorageException(path, "the store is in use by another process (its .lock file is held)", e);
+        }
+    }
+
+    /// <summary>A file that exists but does not start like a SQLite database is refused before SQLite touches it.</summary>
+    private static void CheckHeader(string path)
+    {
+        var file = new FileInfo(path);
+        if (!file.Exists || file.Length == 0)
+        {
+            return;
+        }
+        Span<byte> header = stackalloc byte[16];
+        using FileStream stream = file.OpenRead();
+        if (stream.ReadAtLeast(header, header.Length, throwOnEndOfStream: false) < header.Length || !header.SequenceEqual("SQLite format 3\0"u8))
+        {
+            throw new StorageException(path, "not a SQLite database (another program's file, or damaged at its start)");
         }
     }
 
@@ -156,7 +188,7 @@ public sealed class SqliteLogStore : ILogStore
                     write.Run();
                     Execute(_connection, transaction, "RELEASE w;");
                 }
-                catch (Exception e) when (e is ArgumentException or InvalidDataException)
+                catch (Exception e) when (e is ArgumentException or InvalidDataException || e is StorageException and not StorageFullException)
                 {
                     Execute(_connection, transaction, "ROLLBACK TO w; RELEASE w;");
                     (_lastIndex, _snapshotIndex) = (l, s);
@@ -165,8 +197,10 @@ public sealed class SqliteLogStore : ILogStore
             }
             transaction.Commit();
         }
-        catch (Exception e)
+        catch (Exception failure)
         {
+            // SQLite undoes the whole transaction when the medium is full: nothing of the batch was written.
+            Exception e = failure is SqliteException { SqliteErrorCode: 13 } ? new StorageFullException(Path, failure) : failure;
             _transaction = null;
             (_lastIndex, _snapshotIndex) = (last, snapshot);
             foreach (Write write in batch)
@@ -188,46 +222,58 @@ public sealed class SqliteLogStore : ILogStore
         using (SqliteCommand command = _connection.CreateCommand())
         {
             command.Transaction = _transaction;
-            command.CommandText = "SELECT term, voted_for FROM hard_state WHERE id = 0;";
+            command.CommandText = "SELECT term, voted_for, crc FROM hard_state WHERE id = 0;";
             using SqliteDataReader reader = command.ExecuteReader();
             if (reader.Read())
             {
                 hardState = new HardState(reader.GetInt64(0), reader.IsDBNull(1) ? null : reader.GetString(1));
+                Check(SqliteSchema.HardStateChecksum(hardState.Term, hardState.VotedFor), reader.GetInt64(2), "the term and vote");
             }
         }
         Snapshot? snapshot = null;
         using (SqliteCommand command = _connection.CreateCommand())
         {
             command.Transaction = _transaction;
-            command.CommandText = "SELECT idx, term, configuration, data FROM snapshot WHERE id = 0;";
+            command.CommandText = "SELECT idx, term, configuration, data, crc FROM snapshot WHERE id = 0;";
             using SqliteDataReader reader = command.ExecuteReader();
             if (reader.Read())
             {
-                var metadata = new SnapshotMetadata(reader.GetInt64(0), reader.GetInt64(1), ClusterConfiguration.Decode((byte[])reader.GetValue(2)));
-                snapshot = new Snapshot(metadata, (byte[])reader.GetValue(3));
+                (long index, long term, var configuration, var data) = (reader.GetInt64(0), reader.GetInt64(1), (byte[])reader.GetValue(2), (byte[])reader.GetValue(3));
+                Check(SqliteSchema.SnapshotChecksum(index, term, configuration, data), reader.GetInt64(4), $"the snapshot at index {index}");
+                snapshot = new Snapshot(new SnapshotMetadata(index, term, ClusterConfiguration.Decode(configuration)), data);
             }
         }
         var entries = new List<LogEntry>();
         using (SqliteCommand command = _connection.CreateCommand())
         {
             command.Transaction = _transaction;
-            command.CommandText = "SELECT idx, term, kind, data FROM log ORDER BY idx;";
+            command.CommandText = "SELECT idx, term, kind, data, crc FROM log ORDER BY idx;";
             using SqliteDataReader reader = command.ExecuteReader();
             while (reader.Read())
             {
                 var entry = new LogEntry(reader.GetInt64(0), reader.GetInt64(1), (EntryKind)reader.GetInt32(2), (byte[])reader.GetValue(3));
+                Check(SqliteSchema.EntryChecksum(entry.Index, entry.Term, (int)entry.Kind, entry.Data), reader.GetInt64(4), $"the entry at index {entry.Index}");
                 if (entries.Count > 0 && entry.Index != entries[^1].Index + 1)
                 {
-                    throw new InvalidDataException($"{Path}: log has a gap before index {entry.Index}");
+                    throw new StorageException(Path, $"the log has a gap before index {entry.Index}");
                 }
                 entries.Add(entry);
             }
         }
         if (snapshot != null && entries.Count > 0 && entries[0].Index != snapshot.Metadata.Index + 1)
         {
-            throw new InvalidDataException($"{Path}: the log starts at {entries[0].Index}, not right after the snapshot at {snapshot.Metadata.Index}");
+            throw new StorageException(Path, $"the log starts at {entries[0].Index}, not right after the snapshot at {snapshot.Metadata.Index}");
         }
         return new PersistentState(hardState, entries, snapshot);
+    }
+
+    /// <summary>A row whose checksum does not match was changed on disk: the node must not serve it.</summary>
+    private void Check(uint computed, long stored, string what)
+    {
+        if (computed != (uint)stored)
+        {
+            throw new StorageException(Path, $"{what} is damaged (its checksum does not match what was written); restore the data folder or wipe it and let the node rejoin");
+        }
     }
 
     private bool Save(HardState? hardState, IReadOnlyList<LogEntry> entries)
@@ -236,6 +282,7 @@ public sealed class SqliteLogStore : ILogStore
         {
             _statements.SaveHardState.Parameters["$term"].Value = state.Term;
             _statements.SaveHardState.Parameters["$vote"].Value = (object?)state.VotedFor ?? DBNull.Value;
+            _statements.SaveHardState.Parameters["$crc"].Value = (long)SqliteSchema.HardStateChecksum(state.Term, state.VotedFor);
             _statements.SaveHardState.ExecuteNonQuery();
         }
         if (entries.Count > 0)
@@ -257,6 +304,7 @@ public sealed class SqliteLogStore : ILogStore
                 insert.Parameters["$term"].Value = entry.Term;
                 insert.Parameters["$kind"].Value = (int)entry.Kind;
                 insert.Parameters["$data"].Value = entry.Data;
+                insert.Parameters["$crc"].Value = (long)SqliteSchema.EntryChecksum(entry.Index, entry.Term, (int)entry.Kind, entry.Data);
                 insert.ExecuteNonQuery();
             }
             _lastIndex = entries[^1].Index;
@@ -274,8 +322,10 @@ public sealed class SqliteLogStore : ILogStore
         SqliteCommand save = _statements.SaveSnapshot;
         save.Parameters["$idx"].Value = metadata.Index;
         save.Parameters["$term"].Value = metadata.Term;
-        save.Parameters["$configuration"].Value = metadata.Configuration.Encode();
+        byte[] configuration = metadata.Configuration.Encode();
+        save.Parameters["$configuration"].Value = configuration;
         save.Parameters["$data"].Value = snapshot.Data;
+        save.Parameters["$crc"].Value = (long)SqliteSchema.SnapshotChecksum(metadata.Index, metadata.Term, configuration, snapshot.Data);
         save.ExecuteNonQuery();
         _statements.EntryExists.Parameters["$idx"].Value = metadata.Index;
         _statements.EntryExists.Parameters["$term"].Value = metadata.Term;
@@ -306,6 +356,7 @@ public sealed class SqliteLogStore : ILogStore
         _statements.Dispose();
         _connection.Dispose();
         _queue.Dispose();
+        _lock.Dispose();
         return ValueTask.CompletedTask;
     }
 
@@ -365,13 +416,13 @@ public sealed class SqliteLogStore : ILogStore
                 All.Add(command);
                 return command;
             }
-            SaveHardState = Make("INSERT INTO hard_state (id, term, voted_for) VALUES (0, $term, $vote) ON CONFLICT(id) DO UPDATE SET term = excluded.term, voted_for = excluded.voted_for;", "$term", "$vote");
+            SaveHardState = Make("INSERT INTO hard_state (id, term, voted_for, crc) VALUES (0, $term, $vote, $crc) ON CONFLICT(id) DO UPDATE SET term = excluded.term, voted_for = excluded.voted_for, crc = excluded.crc;", "$term", "$vote", "$crc");
             TruncateFrom = Make("DELETE FROM log WHERE idx >= $first;", "$first");
-            InsertEntry = Make("INSERT INTO log (idx, term, kind, data) VALUES ($idx, $term, $kind, $data);", "$idx", "$term", "$kind", "$data");
+            InsertEntry = Make("INSERT INTO log (idx, term, kind, data, crc) VALUES ($idx, $term, $kind, $data, $crc);", "$idx", "$term", "$kind", "$data", "$crc");
             SaveSnapshot = Make("""
-                INSERT INTO snapshot (id, idx, term, configuration, data) VALUES (0, $idx, $term, $configuration, $data)
-                ON CONFLICT(id) DO UPDATE SET idx = excluded.idx, term = excluded.term, configuration = excluded.configuration, data = excluded.data;
-                """, "$idx", "$term", "$configuration", "$data");
+                INSERT INTO snapshot (id, idx, term, configuration, data, crc) VALUES (0, $idx, $term, $configuration, $data, $crc)
+                ON CONFLICT(id) DO UPDATE SET idx = excluded.idx, term = excluded.term, configuration = excluded.configuration, data = excluded.data, crc = excluded.crc;
+                """, "$idx", "$term", "$configuration", "$data", "$crc");
             EntryExists = Make("SELECT EXISTS (SELECT 1 FROM log WHERE idx = $idx AND term = $term);", "$idx", "$term");
             CompactTo = Make("DELETE FROM log WHERE idx <= $idx;", "$idx");
             ClearLog = Make("DELETE FROM log;");
@@ -410,10 +461,13 @@ public sealed class SqliteLogStore : ILogStore
         command.ExecuteNonQuery();
     }
 
-    private static long Scalar(SqliteConnection connection, string sql)
+    private static long Scalar(SqliteConnection connection, string sql) =>
+        Convert.ToInt64(ScalarObject(connection, sql), System.Globalization.CultureInfo.InvariantCulture);
+
+    private static object? ScalarObject(SqliteConnection connection, string sql)
     {
         using SqliteCommand command = connection.CreateCommand();
         command.CommandText = sql;
-        return Convert.ToInt64(command.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
+        return command.ExecuteScalar();
     }
 }

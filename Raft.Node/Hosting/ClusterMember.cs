@@ -20,6 +20,7 @@ public sealed class ClusterMember : IHostedService, IAsyncDisposable
     private readonly NodeMetrics _metrics;
     private IReadOnlyDictionary<string, string> _bootstrap;
     private MeteredLogStore? _store;
+    private PersistentState? _existing;
     private RaftNode? _node;
     private Exception? _failure;
     private readonly IHostApplicationLifetime? _lifetime;
@@ -50,13 +51,34 @@ public sealed class ClusterMember : IHostedService, IAsyncDisposable
     public string? AddressOf(string id) =>
         _node?.Status.Configuration.Addresses.GetValueOrDefault(id) ?? _bootstrap.GetValueOrDefault(id);
 
+    /// <summary>
+    /// Opens the data folder's store and reads it back. Throws <see cref="StorageException"/> (one line naming the file)
+    /// for a file that is in use, not ours or damaged; Raft.Node calls this before it starts serving, and exits 65.
+    /// </summary>
+    public async Task OpenStoreAsync(CancellationToken cancellationToken = default)
+    {
+        if (_store != null)
+        {
+            return;
+        }
+        Directory.CreateDirectory(Options.DataDirectory);
+        var sqlite = SqliteLogStore.Open(Path.Combine(Options.DataDirectory, "raft.db"));
+        try
+        {
+            _existing = await sqlite.LoadAsync(cancellationToken);
+        }
+        catch
+        {
+            await sqlite.DisposeAsync();
+            throw;
+        }
+        _store = new MeteredLogStore(sqlite, _metrics);
+    }
+
     public async Task StartAsync(CancellationToken cancellationToken)
     {
-        Directory.CreateDirectory(Options.DataDirectory);
-        string database = Path.Combine(Options.DataDirectory, "raft.db");
-        var sqlite = SqliteLogStore.Open(database);
-        _store = new MeteredLogStore(sqlite, _metrics);
-        PersistentState existing = await sqlite.LoadAsync(cancellationToken);
+        await OpenStoreAsync(cancellationToken);
+        PersistentState existing = _existing!;
         _bootstrap = ResolveBootstrap(existing);
 
         var raft = new RaftOptions
@@ -76,7 +98,7 @@ public sealed class ClusterMember : IHostedService, IAsyncDisposable
                 Raft = raft,
                 TickInterval = TimeSpan.FromMilliseconds(Options.TickMs),
             },
-            _store,
+            _store!,
             StateMachine,
             Transport);
         _metrics.Observe(() => _node?.Status);

@@ -67,6 +67,7 @@ public static class NodeApp
                 Role = member.Node.Status.Role.ToString(),
                 member.Node.Status.Term,
                 Leader = member.Node.Status.LeaderId,
+                Storage = member.Node.StorageProblem is { } full ? full.Message : "ok",
             }));
         app.MapPrometheusScrapingEndpoint("/metrics");
         return app;

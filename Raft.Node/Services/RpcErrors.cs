@@ -1,6 +1,7 @@
 using Grpc.Core;
 using Raft.Engine.Consensus;
 using Raft.Engine.Hosting;
+using Raft.Engine.Storage;
 using Raft.Node.Hosting;
 
 namespace Raft.Node.Services;
@@ -40,6 +41,10 @@ public static class RpcErrors
         catch (NotLeaderException e)
         {
             throw NotLeader(member, e.LeaderHint, e.Message);
+        }
+        catch (StorageFullException e)
+        {
+            throw new RpcException(new Status(StatusCode.ResourceExhausted, $"{member.Id} cannot write: {e.Message}; retry later or on another node"));
         }
         catch (ProposalDroppedException e)
         {

@@ -15,6 +15,7 @@ public sealed class RaftNodeTests : IAsyncLifetime
     private readonly InMemoryNetwork _network = new();
     private readonly List<RaftNode> _nodes = [];
     private readonly Dictionary<string, KeyValueStateMachine> _machines = [];
+    private readonly Dictionary<string, ILogStore> _stores = [];
     private readonly string _folder = Directory.CreateTempSubdirectory("raft-node-").FullName;
 
     public Task InitializeAsync() => Task.CompletedTask;
@@ -25,6 +26,10 @@ public sealed class RaftNodeTests : IAsyncLifetime
         {
             await node.DisposeAsync();
         }
+        foreach (ILogStore store in _stores.Values)
+        {
+            await store.DisposeAsync();
+        }
         Directory.Delete(_folder, recursive: true);
     }
 
@@ -33,7 +38,9 @@ public sealed class RaftNodeTests : IAsyncLifetime
         var machine = new KeyValueStateMachine();
         _machines[id] = machine;
         var options = new RaftNodeOptions { Id = id, Members = members ?? Members, Raft = raft ?? new RaftOptions() };
-        var node = new RaftNode(options, store ?? new MemoryLogStore(), machine, _network.TransportFor(id), time);
+        store ??= new MemoryLogStore();
+        _stores[id] = store;
+        var node = new RaftNode(options, store, machine, _network.TransportFor(id), time);
         _network.Attach(node);
         await node.StartAsync();
         _nodes.Add(node);
@@ -232,6 +239,7 @@ public sealed class RaftNodeTests : IAsyncLifetime
         foreach (RaftNode node in _nodes)
         {
             await node.DisposeAsync();
+            await _stores[node.Id].DisposeAsync(); // what a stopped process leaves: closed files
             _network.Detach(node.Id);
         }
         _nodes.Clear();
@@ -390,6 +398,7 @@ public sealed class RaftNodeTests : IAsyncLifetime
 
         // Restart the new server from its files: snapshot plus log, nothing missing.
         await joining.DisposeAsync();
+        await _stores["n4"].DisposeAsync();
         _nodes.Remove(joining);
         _network.Detach("n4");
         RaftNode again = await StartAsync("n4", SqliteLogStore.Open(PathOf("n4")), members: [], raft: raft);

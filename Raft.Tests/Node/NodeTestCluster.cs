@@ -170,8 +170,14 @@ internal sealed class NodeTestCluster : IAsyncDisposable
 internal sealed class NodeProcess : IAsyncDisposable
 {
     private readonly Process _process;
+    private readonly System.Collections.Concurrent.ConcurrentQueue<string> _errors = new();
 
     private NodeProcess(Process process) => _process = process;
+
+    /// <summary>What the process wrote to standard error so far.</summary>
+    public IReadOnlyList<string> ErrorLines => [.. _errors];
+
+    public Process Process => _process;
 
     public static NodeProcess Start(MemberSpec spec, string members)
     {
@@ -189,11 +195,18 @@ internal sealed class NodeProcess : IAsyncDisposable
         }
         start.Environment["Logging__LogLevel__Default"] = "Warning";
         var process = Process.Start(start)!;
+        var node = new NodeProcess(process);
         process.OutputDataReceived += (_, _) => { };
-        process.ErrorDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, line) =>
+        {
+            if (line.Data != null)
+            {
+                node._errors.Enqueue(line.Data);
+            }
+        };
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        return new NodeProcess(process);
+        return node;
     }
 
     /// <summary>SIGKILL: no shutdown, no flush.</summary>

@@ -558,6 +558,9 @@ internal sealed partial class SimCluster
 {
     private sealed class SimHost(SimCluster cluster, SimServer server) : IReadyHost
     {
+        public ValueTask WaitForStorageAsync(StorageFullException full, int attempt, CancellationToken cancellationToken) =>
+            throw new InvalidOperationException("the simulated disk never fills", full);
+
         public void Send(RaftMessage message)
         {
             cluster.Checker.OnSent(message);

@@ -1,0 +1,42 @@
+namespace Raft.Tests.Node;
+
+/// <summary>A node process whose data folder cannot be used refuses to start: one line naming the file, exit code 65.</summary>
+public sealed class NodeStartupTests : IDisposable
+{
+    private readonly string _folder = Directory.CreateTempSubdirectory("raft-startup-").FullName;
+
+    public void Dispose() => Directory.Delete(_folder, recursive: true);
+
+    [Fact]
+    public async Task A_second_process_on_the_same_data_folder_and_a_damaged_file_are_refused_with_one_line()
+    {
+        MemberSpec spec = MemberSpec.Create("n1", _folder);
+        string members = $"n1={spec.GrpcUrl}";
+        await using (NodeProcess first = NodeProcess.Start(spec, members))
+        {
+            await NodeTestCluster.WaitUntilAsync(() => Task.FromResult(File.Exists(Path.Combine(spec.DataDir, "raft.db.lock"))), seconds: 30, what: "the first node to open its store");
+            await Task.Delay(500);
+            MemberSpec twin = spec with { GrpcUrl = $"http://127.0.0.1:{Ports.Free()}", HttpUrl = $"http://127.0.0.1:{Ports.Free()}" };
+            await AssertRefusedAsync(twin, members, "in use by another process");
+            Assert.False(first.Process.HasExited, "the first node keeps running");
+        }
+
+        await File.WriteAllTextAsync(Path.Combine(spec.DataDir, "raft.db"), "not a database at all");
+        File.Delete(Path.Combine(spec.DataDir, "raft.db-wal"));
+        File.Delete(Path.Combine(spec.DataDir, "raft.db-shm"));
+        await AssertRefusedAsync(spec, members, "not a SQLite database");
+    }
+
+    private static async Task AssertRefusedAsync(MemberSpec spec, string members, string problem)
+    {
+        await using NodeProcess node = NodeProcess.Start(spec, members);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await node.Process.WaitForExitAsync(timeout.Token);
+        await Task.Delay(200); // the last lines of standard error
+        Assert.Equal(65, node.Process.ExitCode);
+        string error = Assert.Single(node.ErrorLines, l => l.StartsWith("error:", StringComparison.Ordinal));
+        Assert.Contains(Path.Combine(spec.DataDir, "raft.db"), error, StringComparison.Ordinal);
+        Assert.Contains(problem, error, StringComparison.Ordinal);
+        Assert.DoesNotContain(node.ErrorLines, l => l.TrimStart().StartsWith("at ", StringComparison.Ordinal)); // no stack trace
+    }
+}
