@@ -114,6 +114,13 @@ public sealed partial class RaftCore
         long hintNext = response.ConflictTerm > 0 && _log.LastIndexOfTerm(response.ConflictTerm, response.RejectedIndex) is long last
             ? last + 1
             : response.ConflictIndex;
+        if (response.ConflictTerm == 0 && progress.TryForgetLostTail(response.RejectedIndex, response.ConflictIndex - 1) is long lostMatch)
+        {
+            // The follower's log ends before what it acknowledged (its disk lost the tail): repair it from its real end.
+            _notices.Add(new FollowerLogLost(response.From, lostMatch, response.ConflictIndex - 1));
+            SendAppend(response.From, sendIfEmpty: true);
+            return;
+        }
         if (progress.TryMoveBack(response.RejectedIndex, hintNext))
         {
             SendAppend(response.From, sendIfEmpty: true);

@@ -16,6 +16,13 @@ public sealed partial class RaftCore
     /// <summary>A snapshot being received: its metadata and the bytes so far.</summary>
     private sealed record IncomingSnapshot(SnapshotMetadata Metadata, MemoryStream Data);
 
+    /// <summary>
+    /// The host's check of a snapshot received from the leader, run before it replaces anything: null when the bytes are
+    /// a state the state machine can restore, else why not (see <see cref="StateMachines.IStateMachine.CheckSnapshot"/>).
+    /// Without one, received snapshots are trusted.
+    /// </summary>
+    public Func<byte[], string?>? SnapshotCheck { get; init; }
+
     /// <summary>The latest snapshot this node holds (taken locally or installed), or null.</summary>
     public Snapshot? LatestSnapshot => _snapshot;
 
@@ -116,6 +123,13 @@ public sealed partial class RaftCore
 
         var snapshot = new Snapshot(metadata, _incoming.Data.ToArray());
         _incoming = null;
+        if (SnapshotCheck?.Invoke(snapshot.Data) is { } problem)
+        {
+            // Nothing is replaced by a state that cannot be restored: the sender may start over with a good one.
+            _notices.Add(new SnapshotRefused(install.From, metadata.Index, problem));
+            Send(new InstallSnapshotResponse(Id, install.From, Term, metadata.Index, 0, false));
+            return;
+        }
         bool keptSuffix = _log.ResetTo(metadata.Index, metadata.Term);
         _stableIndex = keptSuffix ? Math.Max(_stableIndex, metadata.Index) : metadata.Index;
         _configurations.ResetTo(metadata.Index, metadata.Configuration);

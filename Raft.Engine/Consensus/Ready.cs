@@ -56,6 +56,18 @@ public readonly record struct ReadState(long RequestId, long Index, bool Ok, str
 /// <summary>An outcome the core reports that the host cannot see from its state.</summary>
 public abstract record RaftNotice;
 
+/// <summary>
+/// A snapshot received from <paramref name="From"/> was not a state the state machine can restore: it was dropped,
+/// and the log, stored snapshot and state were left as they were.
+/// </summary>
+public sealed record SnapshotRefused(string From, long Index, string Reason) : RaftNotice;
+
+/// <summary>
+/// A follower's log ends before the index it had acknowledged (it lost its log tail: a disk that dropped writes, a
+/// restored backup). The leader noticed it from the follower's rejection and repairs it from its real end.
+/// </summary>
+public sealed record FollowerLogLost(string Follower, long MatchIndex, long LastIndex) : RaftNotice;
+
 /// <summary>AddServer gave up: the learner did not catch up. It stays a learner until removed or added again.</summary>
 public sealed record CatchUpFailed(string ServerId, string Reason) : RaftNotice;
 

@@ -33,6 +33,9 @@ public sealed record ConfigurationChanged(string NodeId, DateTimeOffset At, Clus
 /// <summary>A membership change or transfer the leader gave up on.</summary>
 public sealed record OperationAbandoned(string NodeId, DateTimeOffset At, RaftNotice Notice) : RaftEvent(NodeId, At);
 
+/// <summary>Something went wrong that the node handled but an operator should see (a refused snapshot, a follower that lost its log).</summary>
+public sealed record ProblemDetected(string NodeId, DateTimeOffset At, RaftNotice Notice) : RaftEvent(NodeId, At);
+
 /// <summary>A copy of a node's state, safe to read from any thread.</summary>
 public sealed record RaftNodeStatus(
     string Id,

@@ -89,7 +89,7 @@ public sealed class RaftNode : IAsyncDisposable
         }
         var random = new Random(_options.RandomSeed ?? Random.Shared.Next());
         var bootstrap = _options.Members.Count > 0 ? new ClusterConfiguration(_options.Members, null, _options.Addresses) : ClusterConfiguration.Empty;
-        _core = new RaftCore(_options.Id, bootstrap, _options.Raft, state, random);
+        _core = new RaftCore(_options.Id, bootstrap, _options.Raft, state, random) { SnapshotCheck = _stateMachine.CheckSnapshot };
         _processor = new ReadyProcessor(_store, _stateMachine, new ReadyHost(this));
         _status = RaftNodeStatus.Of(_core);
         _loop = Task.Run(RunAsync, CancellationToken.None);
@@ -552,6 +552,11 @@ public sealed class RaftNode : IAsyncDisposable
 
     private void OnNotice(RaftNotice notice)
     {
+        if (notice is not (CatchUpFailed or TransferAbandoned))
+        {
+            Raise(new ProblemDetected(Id, _time.GetUtcNow(), notice));
+            return;
+        }
         (AdminKind kind, string id, string message) = notice switch
         {
             CatchUpFailed failed => (AdminKind.AddServer, failed.ServerId, $"{failed.ServerId} did not catch up: {failed.Reason}"),

@@ -95,6 +95,25 @@ internal sealed class Progress(long next, int maxInflight)
         return true;
     }
 
+    /// <summary>
+    /// An AppendEntries whose PrevLogIndex was the match index (a heartbeat's always is) was rejected because the
+    /// follower's log ends at <paramref name="followerLast"/>, before it: the follower lost entries it had acknowledged.
+    /// Every other rejection at or below the match is an old answer and is ignored, which is why this one needs its
+    /// own rule. Forgets the match down to the follower's real end, probes from there, and returns the old match.
+    /// </summary>
+    public long? TryForgetLostTail(long rejected, long followerLast)
+    {
+        if (State == ReplicationState.Snapshot || rejected != Match || followerLast >= Match)
+        {
+            return null;
+        }
+        long lost = Match;
+        BecomeProbe();
+        Match = Math.Max(0, followerLast);
+        Next = Match + 1;
+        return lost;
+    }
+
     public void BecomeProbe()
     {
         State = ReplicationState.Probe;

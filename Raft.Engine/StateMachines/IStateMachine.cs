@@ -16,6 +16,13 @@ public interface IStateMachine
     /// </summary>
     IStateCapture CaptureSnapshot();
 
+    /// <summary>
+    /// Whether <paramref name="data"/> is a state this machine could restore: it is restored into a scratch instance,
+    /// never into this one. Null when it is; otherwise why not. A node checks a snapshot received from the leader
+    /// before it lets it replace anything (its log, its stored snapshot, its state).
+    /// </summary>
+    string? CheckSnapshot(byte[] data);
+
     /// <summary>Replaces the whole state with one written by an <see cref="IStateCapture"/>.</summary>
     ValueTask RestoreSnapshotAsync(Stream source, CancellationToken cancellationToken = default);
 }

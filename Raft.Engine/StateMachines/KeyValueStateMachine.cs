@@ -188,6 +188,20 @@ public sealed class KeyValueStateMachine(int maxSessions = 10_000) : IStateMachi
         }
     }
 
+    public string? CheckSnapshot(byte[] data)
+    {
+        try
+        {
+            var scratch = new KeyValueStateMachine(MaxSessions);
+            scratch.RestoreSnapshotAsync(new MemoryStream(data, writable: false)).AsTask().GetAwaiter().GetResult();
+            return null;
+        }
+        catch (Exception e) when (e is InvalidDataException or EndOfStreamException or IOException or FormatException or ArgumentException or OverflowException or OutOfMemoryException)
+        {
+            return $"not a key-value snapshot this node can restore ({e.GetType().Name}: {e.Message})";
+        }
+    }
+
     public ValueTask RestoreSnapshotAsync(Stream source, CancellationToken cancellationToken = default)
     {
         using var reader = new BinaryReader(source, Encoding.UTF8, leaveOpen: true);
@@ -212,6 +226,10 @@ public sealed class KeyValueStateMachine(int maxSessions = 10_000) : IStateMachi
             byte[] result = reader.ReadBytes(reader.ReadInt32());
             byte[] digest = magic == SnapshotMagic ? reader.ReadBytes(reader.ReadInt32()) : []; // older snapshots: no digest, retries trusted
             sessions.Add(new(client, new Session(sequence, result, lastIndex, digest)));
+        }
+        if (source.CanSeek && source.Position != source.Length)
+        {
+            throw new InvalidDataException($"{source.Length - source.Position} bytes follow the end of the snapshot");
         }
         lock (_lock)
         {

@@ -94,5 +94,14 @@ public sealed class MemoryLogStore : ILogStore
         }
     }
 
+    /// <summary>Drops every entry after <paramref name="index"/>, as a disk that lost its latest writes would (tests).</summary>
+    public void LoseEntriesAfter(long index)
+    {
+        lock (_lock)
+        {
+            _entries.RemoveAll(e => e.Index > index);
+        }
+    }
+
     public ValueTask DisposeAsync() => ValueTask.CompletedTask;
 }

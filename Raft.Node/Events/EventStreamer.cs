@@ -197,7 +197,15 @@ public sealed class EventStreamer(ClusterMember member, IHubContext<RaftHub> hub
             Engine.Consensus.TransferAbandoned t => $"transfer to {t.Target} abandoned",
             _ => a.Notice.ToString(),
         }),
+        ProblemDetected p => new Change(Next(), p.At, "problem", Describe(p.Notice)),
         _ => new Change(Next(), e.At, e.GetType().Name, e.ToString()),
+    };
+
+    public static string Describe(Engine.Consensus.RaftNotice notice) => notice switch
+    {
+        Engine.Consensus.SnapshotRefused r => $"refused a snapshot at {r.Index} from {r.From}: {r.Reason}",
+        Engine.Consensus.FollowerLogLost l => $"{l.Follower} lost entries it had acknowledged (its log ends at {l.LastIndex}, it had matched {l.MatchIndex}): repairing it from {l.LastIndex + 1}",
+        _ => notice.ToString(),
     };
 
     public static LogEntryView View(LogEntry entry) => new(entry.Index, entry.Term, entry.Kind.ToString(), Summarize(entry));

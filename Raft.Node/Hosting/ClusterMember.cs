@@ -101,6 +101,13 @@ public sealed class ClusterMember : IHostedService, IAsyncDisposable
             _store!,
             StateMachine,
             Transport);
+        _node.EventRaised += e =>
+        {
+            if (e is ProblemDetected problem)
+            {
+                _logger.LogWarning("node {Node}: {Problem}", Id, Events.EventStreamer.Describe(problem.Notice));
+            }
+        };
         _metrics.Observe(() => _node?.Status);
         await _node.StartAsync(cancellationToken);
         _ = WatchAsync(_node);

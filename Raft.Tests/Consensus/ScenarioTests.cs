@@ -202,4 +202,29 @@ public sealed class ScenarioTests
         Assert.Equal(KvStatus.Ok, KvResult.Decode(machine.Apply(2, first)).Status);
         Assert.Equal(KvStatus.CompareFailed, KvResult.Decode(machine.Apply(3, KvCommand.CompareAndSwap("counter", null, "1", "client-a", 2).Encode())).Status);
     }
+
+    [Fact]
+    public void A_follower_that_lost_its_log_tail_is_noticed_and_repaired_while_the_leader_stays()
+    {
+        // Issue 9: SIGKILL a follower, delete its raft.db-wal, restart it: its log ends before the index it had
+        // acknowledged, and a leader that only moves back to that match index never sends it what it lost.
+        var cluster = new SimCluster(3, seed: 5, FaultProfile.None, new RaftOptions());
+        cluster.ElectLeader("s1");
+        for (int i = 0; i < 40; i++)
+        {
+            Assert.True(cluster.Propose("s1", $"k{i}").Accepted);
+        }
+        Assert.True(cluster.RunUntil(() => cluster.Servers.All(s => s.Up.CommitIndex == cluster["s1"].Up.LastIndex), 500), cluster.Describe());
+        long acknowledged = cluster["s1"].Up.LastIndex;
+
+        cluster.Crash("s3");
+        cluster["s3"].Store.LoseEntriesAfter(acknowledged - 25);
+        cluster.Restart("s3");
+        Assert.True(cluster.Propose("s1", "after").Accepted);
+
+        Assert.True(cluster.RunUntil(() => cluster["s3"].Up.LastIndex == cluster["s1"].Up.LastIndex && cluster["s3"].Up.CommitIndex == cluster["s1"].Up.CommitIndex, 500), cluster.Describe());
+        Assert.Equal("s1", cluster.Leader?.Id); // repaired without a new leader
+        FollowerLogLost lost = Assert.Single(cluster.Notices.Select(n => n.Notice).OfType<FollowerLogLost>());
+        Assert.Equal(("s3", acknowledged, acknowledged - 25), (lost.Follower, lost.MatchIndex, lost.LastIndex));
+    }
 }

@@ -179,6 +179,48 @@ public sealed class RaftNodeTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_garbage_snapshot_from_the_leader_is_refused_and_the_node_keeps_its_log_and_state()
+    {
+        // Issue 9: one InstallSnapshot chunk, done, 1,000 arbitrary bytes at index 1000 in the current term was saved
+        // (and the log deleted) before anyone looked at it; the loop died and every restart failed.
+        string path = Path.Combine(_folder, "n2.db");
+        var store = SqliteLogStore.Open(path);
+        var problems = new ConcurrentQueue<ProblemDetected>();
+        RaftNode node = await StartAsync("n2", store);
+        node.EventRaised += e =>
+        {
+            if (e is ProblemDetected p)
+            {
+                problems.Enqueue(p);
+            }
+        };
+        LogEntry[] entries = [.. Enumerable.Range(1, 5).Select(i => new LogEntry(i, 1, EntryKind.Command, KvCommand.Put($"k{i}", $"v{i}").Encode()))];
+        node.Receive(new AppendEntries("n1", "n2", 1, 0, 0, entries, 5));
+        await WaitUntilAsync(() => _machines["n2"].GetLocal("k5") == "v5");
+
+        var garbage = new byte[1000];
+        new Random(9).NextBytes(garbage);
+        var metadata = new SnapshotMetadata(1000, 1, new Raft.Engine.Membership.ClusterConfiguration(Members));
+        node.Receive(new InstallSnapshot("n1", "n2", 1, metadata, 0, garbage, true));
+        await WaitUntilAsync(() => !problems.IsEmpty);
+
+        SnapshotRefused refused = Assert.IsType<SnapshotRefused>(Assert.Single(problems).Notice);
+        Assert.Equal(("n1", 1000L), (refused.From, refused.Index));
+        Assert.Contains("not a key-value snapshot", refused.Reason, StringComparison.Ordinal);
+        Assert.Null(node.Failure);
+        Assert.Equal((5L, 5L, 0L), (node.Status.LastIndex, node.Status.CommitIndex, node.Status.SnapshotIndex));
+        Assert.Equal("v5", _machines["n2"].GetLocal("k5"));
+
+        // And what is on disk is the log, not the garbage: a restart comes back with the same state.
+        await node.DisposeAsync();
+        _nodes.Remove(node);
+        _network.Detach("n2");
+        await store.DisposeAsync();
+        RaftNode again = await StartAsync("n2", SqliteLogStore.Open(path));
+        Assert.Equal((5L, 0L), (again.Status.LastIndex, again.Status.SnapshotIndex));
+    }
+
+    [Fact]
     public async Task Three_nodes_elect_one_leader_and_a_write_is_applied_everywhere()
     {
         foreach (string id in Members)

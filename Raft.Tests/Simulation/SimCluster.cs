@@ -458,7 +458,7 @@ internal sealed partial class SimCluster
         PersistentState state = server.Store.LoadAsync().AsTask().GetAwaiter().GetResult();
         server.StateMachine = new KeyValueStateMachine();
         ClusterConfiguration bootstrap = _bootstrap.IsVoter(server.Id) ? _bootstrap : ClusterConfiguration.Empty;
-        server.Core = new RaftCore(server.Id, bootstrap, _options, state, random, _rules);
+        server.Core = new RaftCore(server.Id, bootstrap, _options, state, random, _rules) { SnapshotCheck = data => server.StateMachine.CheckSnapshot(data) };
         server.Processor = new ReadyProcessor(server.Store, server.StateMachine, new SimHost(this, server));
         server.CheckedCommit = 0;
         if (state.Snapshot is { } snapshot)

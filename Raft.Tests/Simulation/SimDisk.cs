@@ -54,6 +54,9 @@ internal sealed class SimDisk : ILogStore
 
     public long? TermAt(long index) => _durable.TermAt(index);
 
+    /// <summary>Durable entries after <paramref name="index"/> vanish: a write-ahead log deleted or restored from backup.</summary>
+    public void LoseEntriesAfter(long index) => _durable.LoseEntriesAfter(index);
+
     public long SnapshotIndex => _durable.SnapshotIndex;
 
     public ValueTask DisposeAsync() => ValueTask.CompletedTask;
