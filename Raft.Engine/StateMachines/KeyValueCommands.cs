@@ -15,10 +15,15 @@ public enum KvOperation : byte
 /// a client numbers its commands 1, 2, 3, ... and retries a command with the same number; it is applied once.
 /// An empty client id means no session (no deduplication).
 /// For compare-and-swap, <see cref="Expected"/> null means "the key must be absent" and <see cref="Value"/> null means "delete".
+/// <see cref="IssuedAtMs"/> is the proposing leader's clock (Unix milliseconds, 0 if unknown): once in the log it is the
+/// same on every replica, so sessions expire by it deterministically (dissertation 6.3).
 /// </summary>
 public sealed record KvCommand(KvOperation Operation, string Key, string? Value = null, string? Expected = null, string ClientId = "", long Sequence = 0)
 {
     private const byte FormatVersion = 1;
+    private const byte FormatVersionWithTime = 2;
+
+    public long IssuedAtMs { get; init; }
 
     public static KvCommand Put(string key, string value, string clientId = "", long sequence = 0) => new(KvOperation.Put, key, value, null, clientId, sequence);
     public static KvCommand Get(string key, string clientId = "", long sequence = 0) => new(KvOperation.Get, key, null, null, clientId, sequence);
@@ -31,7 +36,11 @@ public sealed record KvCommand(KvOperation Operation, string Key, string? Value 
         using var buffer = new MemoryStream();
         using (var writer = new BinaryWriter(buffer, Encoding.UTF8, leaveOpen: true))
         {
-            writer.Write(FormatVersion);
+            writer.Write(IssuedAtMs == 0 ? FormatVersion : FormatVersionWithTime);
+            if (IssuedAtMs != 0)
+            {
+                writer.Write(IssuedAtMs);
+            }
             writer.Write((byte)Operation);
             writer.Write(ClientId);
             writer.Write(Sequence);
@@ -49,10 +58,11 @@ public sealed record KvCommand(KvOperation Operation, string Key, string? Value 
         {
             using var reader = new BinaryReader(new MemoryStream(data, writable: false), Encoding.UTF8);
             byte version = reader.ReadByte();
-            if (version != FormatVersion)
+            if (version is not (FormatVersion or FormatVersionWithTime))
             {
                 throw new FormatException($"unknown command format {version}");
             }
+            long issuedAt = version == FormatVersionWithTime ? reader.ReadInt64() : 0;
             var operation = (KvOperation)reader.ReadByte();
             if (!Enum.IsDefined(operation))
             {
@@ -63,7 +73,11 @@ public sealed record KvCommand(KvOperation Operation, string Key, string? Value 
             string key = reader.ReadString();
             string? value = ReadOptional(reader);
             string? expected = ReadOptional(reader);
-            return new KvCommand(operation, key, value, expected, clientId, sequence);
+            if (reader.BaseStream.Position != reader.BaseStream.Length)
+            {
+                throw new FormatException("bytes follow the end of the command");
+            }
+            return new KvCommand(operation, key, value, expected, clientId, sequence) { IssuedAtMs = issuedAt };
         }
         catch (EndOfStreamException e)
         {
@@ -106,6 +120,11 @@ public enum KvStatus : byte
     /// restarted its numbering). Nothing was applied, and the earlier answer is not handed out for a command it does not belong to.
     /// </summary>
     SessionReused = 5,
+    /// <summary>
+    /// The command names a session the state machine does not hold (it was idle past the session timeout, or evicted
+    /// as the least recently used) with a sequence number past 1. Nothing was applied; start a new session.
+    /// </summary>
+    SessionExpired = 6,
 }
 
 /// <summary>The answer to a <see cref="KvCommand"/>: a status and, for get and put, the value (or previous value).</summary>

@@ -55,21 +55,46 @@ public sealed class RaftClient : IDisposable
     private readonly System.Collections.Concurrent.ConcurrentBag<SessionSlot> _idle = [];
     private int _slots;
 
+    private SessionSlot NewSlot()
+    {
+        int n = Interlocked.Increment(ref _slots);
+        return new SessionSlot(n == 1 ? ClientId : $"{ClientId}/{n}");
+    }
+
     private async Task<T> WriteAsync<T>(Func<Session, Func<GrpcChannel, Task<T>>> call, CancellationToken cancellationToken)
     {
         if (!_idle.TryTake(out SessionSlot? slot))
         {
-            int n = Interlocked.Increment(ref _slots);
-            slot = new SessionSlot(n == 1 ? ClientId : $"{ClientId}/{n}");
+            slot = NewSlot();
         }
+        bool reusable = false;
         try
         {
             var session = new Session { ClientId = slot.ClientId, Sequence = ++slot.Sequence };
-            return await CallAsync(call(session), cancellationToken);
+            var attempts = new Attempts();
+            T reply;
+            try
+            {
+                reply = await CallAsync(call(session), cancellationToken, attempts);
+            }
+            catch (RpcException e) when (e.Trailers.GetValue(RpcErrors.SessionExpiredTrailer) != null && attempts.Uncertain == 0)
+            {
+                // The session expired while idle and no earlier try of this write can have been applied: a new session
+                // (a new id: numbers restart) sends it again. After a try whose outcome is unknown, it is thrown.
+                slot = NewSlot();
+                reply = await CallAsync(call(new Session { ClientId = slot.ClientId, Sequence = ++slot.Sequence }), cancellationToken);
+            }
+            reusable = true;
+            return reply;
         }
         finally
         {
-            _idle.Add(slot);
+            // A session whose write failed is dropped: that write may still be applied (or never), and the state machine
+            // takes an unknown session past number 1 for an expired one. The next write starts a new session at 1.
+            if (reusable)
+            {
+                _idle.Add(slot);
+            }
         }
     }
 
@@ -127,7 +152,13 @@ public sealed class RaftClient : IDisposable
         return results;
     }
 
-    private async Task<T> CallAsync<T>(Func<GrpcChannel, Task<T>> call, CancellationToken cancellationToken)
+    /// <summary>How many tries of a call failed in a way that leaves its outcome unknown (it may have been applied).</summary>
+    private sealed class Attempts
+    {
+        public int Uncertain { get; set; }
+    }
+
+    private async Task<T> CallAsync<T>(Func<GrpcChannel, Task<T>> call, CancellationToken cancellationToken, Attempts? attempts = null)
     {
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(Timeout);
@@ -160,6 +191,10 @@ public sealed class RaftClient : IDisposable
             catch (RpcException e) when (e.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded or StatusCode.Aborted)
             {
                 last = e;
+                if (attempts != null)
+                {
+                    attempts.Uncertain++;
+                }
                 endpoint = _endpoints[(_endpoints.IndexOf(endpoint) + 1 + _endpoints.Count) % _endpoints.Count];
                 // A dead member or one without a leader: try the next one at once; back off only after a full
                 // round, so that a failover costs the election, not the client's waiting.

@@ -33,13 +33,14 @@ public sealed class ClusterMember : IHostedService, IAsyncDisposable
         _loggers = loggers;
         _logger = loggers.CreateLogger<ClusterMember>();
         _bootstrap = options.ParseMembers();
+        StateMachine = new KeyValueStateMachine(options.MaxSessions, TimeSpan.FromSeconds(options.SessionTimeoutSeconds));
         Faults = new FaultInjector(options.EnableFaultInjection);
         Transport = new GrpcTransport(options.Id, options.GrpcUrl, AddressOf, Replies, Faults, metrics, Tracer, loggers.CreateLogger<GrpcTransport>());
     }
 
     public NodeOptions Options { get; }
     public string Id => Options.Id;
-    public KeyValueStateMachine StateMachine { get; } = new();
+    public KeyValueStateMachine StateMachine { get; }
     public FaultInjector Faults { get; }
     public Events.MessageTracer Tracer { get; } = new();
     public ReplyCorrelator Replies { get; } = new();

@@ -31,6 +31,12 @@ public sealed class NodeOptions
     public double SnapshotLogRatio { get; set; } = 1.0;
     public bool LeaseReads { get; set; }
     public int MaxCommandBytes { get; set; } = 1024 * 1024;
+
+    /// <summary>A client session idle this long expires (by the leaders' clocks, in the log). The same on every node.</summary>
+    public int SessionTimeoutSeconds { get; set; } = 3600;
+
+    /// <summary>At most this many client sessions are kept; past it the least recently used goes. The same on every node.</summary>
+    public int MaxSessions { get; set; } = 10_000;
     public bool EnableFaultInjection { get; set; }
 
     /// <summary>How long a client request may wait for its answer.</summary>
@@ -53,6 +59,8 @@ public sealed class NodeOptions
         ["--snapshot-log-ratio"] = "Raft:SnapshotLogRatio",
         ["--lease-reads"] = "Raft:LeaseReads",
         ["--max-command-bytes"] = "Raft:MaxCommandBytes",
+        ["--session-timeout-s"] = "Raft:SessionTimeoutSeconds",
+        ["--max-sessions"] = "Raft:MaxSessions",
         ["--enable-fault-injection"] = "Raft:EnableFaultInjection",
         ["--request-timeout-ms"] = "Raft:RequestTimeoutMs",
     };
@@ -79,6 +87,9 @@ public sealed class NodeOptions
                                         heartbeat round (default false; assumes clock drift under 30 ms
                                         per election timeout)
           --max-command-bytes <n>       largest accepted command (default 1048576)
+          --session-timeout-s <n>       a client session idle this long expires (default 3600)
+          --max-sessions <n>            client sessions kept, least recently used evicted (default 10000);
+                                        both must be the same on every member
           --request-timeout-ms <n>      how long a client request may wait (default 5000)
           --enable-fault-injection true allow SetFaults/Heal (cut links, isolate, drop, delay)
 
@@ -129,7 +140,8 @@ public sealed class NodeOptions
                 throw new FormatException($"{name} '{url}' is not http://host:port");
             }
         }
-        if (TickMs < 1 || ElectionTicks <= HeartbeatTicks || HeartbeatTicks < 1 || SnapshotThreshold < 1 || MaxCommandBytes < 1 || !(SnapshotLogRatio >= 0))
+        if (TickMs < 1 || ElectionTicks <= HeartbeatTicks || HeartbeatTicks < 1 || SnapshotThreshold < 1 || MaxCommandBytes < 1 || !(SnapshotLogRatio >= 0)
+            || SessionTimeoutSeconds < 1 || MaxSessions < 1)
         {
             throw new FormatException("timing and size settings must be positive, and election ticks greater than heartbeat ticks");
         }

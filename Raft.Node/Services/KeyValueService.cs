@@ -30,9 +30,10 @@ public sealed class KeyValueService(ClusterMember member, NodeMetrics metrics) :
         {
             return ("", 0); // no session: a retry may apply twice
         }
-        if (session.Sequence <= 0)
+        if (session.Sequence is <= 0 or long.MaxValue)
         {
-            throw new RpcException(new Status(StatusCode.InvalidArgument, "session.sequence must be positive (1, 2, 3, ... per client)"));
+            // long.MaxValue would leave the session no next number: refused rather than locking the id out.
+            throw new RpcException(new Status(StatusCode.InvalidArgument, "session.sequence must be positive and below 2^63-1 (1, 2, 3, ... per client)"));
         }
         return (session.ClientId, session.Sequence);
     }
@@ -41,6 +42,11 @@ public sealed class KeyValueService(ClusterMember member, NodeMetrics metrics) :
         RpcErrors.GuardAsync(member, context, async token =>
         {
             long start = Stopwatch.GetTimestamp();
+            if (command.ClientId.Length > 0)
+            {
+                // The clock sessions expire by: this leader's, made the same for every replica by going through the log.
+                command = command with { IssuedAtMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() };
+            }
             try
             {
                 KvResult result = KvResult.Decode(await member.Node.ProposeAsync(command.Encode(), token));
@@ -49,6 +55,10 @@ public sealed class KeyValueService(ClusterMember member, NodeMetrics metrics) :
                 if (result.Status == KvStatus.StaleSequence)
                 {
                     throw new RpcException(new Status(StatusCode.FailedPrecondition, "this session has already moved past that sequence number; its answer is gone"));
+                }
+                if (result.Status == KvStatus.SessionExpired)
+                {
+                    throw new RpcException(new Status(StatusCode.FailedPrecondition, result.Value ?? "the session expired"), new Metadata { { RpcErrors.SessionExpiredTrailer, "true" } });
                 }
                 if (result.Status == KvStatus.SessionReused)
                 {

@@ -15,6 +15,9 @@ public static class RpcErrors
     public const string LeaderIdTrailer = "raft-leader-id";
     public const string LeaderAddressTrailer = "raft-leader-address";
 
+    /// <summary>Set on FAILED_PRECONDITION when the write's session expired: nothing was applied, a new session may resend it.</summary>
+    public const string SessionExpiredTrailer = "raft-session-expired";
+
     public static RpcException NotLeader(ClusterMember member, string? leaderHint, string message)
     {
         if (leaderHint is null || leaderHint == member.Id)

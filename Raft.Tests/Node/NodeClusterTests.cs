@@ -212,4 +212,37 @@ public sealed class NodeClusterTests
         Assert.Equal(StatusCode.FailedPrecondition, refused.StatusCode);
         Assert.Contains("--enable-fault-injection", refused.Status.Detail, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task An_idle_session_expires_by_the_log_clock_and_a_client_renews_it_without_losing_its_write()
+    {
+        await using var cluster = new NodeTestCluster(3, o => o.SessionTimeoutSeconds = 1);
+        await cluster.StartAllAsync();
+        string leader = await cluster.WaitForLeaderAsync();
+        var session = new Session { ClientId = "raw-client", Sequence = 1 };
+        await cluster.KeyValue(leader).PutAsync(new PutRequest { Key = "a", Value = "1", Session = session });
+        using var idle = cluster.Client();
+        await idle.PutAsync("b", "1");
+
+        await Task.Delay(1500);
+        using var busy = cluster.Client();
+        await busy.PutAsync("tick", "moves the clock in the log past both sessions' timeout");
+
+        // The raw session's next number: refused with a clear status and a trailer, nothing applied.
+        var expired = await Assert.ThrowsAsync<RpcException>(async () => await cluster.KeyValue(leader).PutAsync(
+            new PutRequest { Key = "a", Value = "2", Session = new Session { ClientId = "raw-client", Sequence = 2 } }));
+        Assert.Equal(StatusCode.FailedPrecondition, expired.StatusCode);
+        Assert.Contains("start a new session", expired.Status.Detail, StringComparison.Ordinal);
+        Assert.NotNull(expired.Trailers.GetValue(RpcErrors.SessionExpiredTrailer));
+        Assert.Equal("1", (await busy.GetAsync("a")).Value);
+
+        // RaftClient sees the same answer on its first try and sends the write again under a new session.
+        await idle.PutAsync("b", "2");
+        Assert.Equal("2", (await busy.GetAsync("b")).Value);
+
+        // A sequence number with no successor is refused up front instead of locking the id out.
+        var last = await Assert.ThrowsAsync<RpcException>(async () => await cluster.KeyValue(leader).PutAsync(
+            new PutRequest { Key = "c", Value = "1", Session = new Session { ClientId = "max", Sequence = long.MaxValue } }));
+        Assert.Equal(StatusCode.InvalidArgument, last.StatusCode);
+    }
 }

@@ -9,6 +9,19 @@ internal sealed class SimClient(int id)
 {
     public int Id { get; } = id;
     public long Sequence { get; set; }
+
+    /// <summary>
+    /// The session in use. A session's first applied command must be number 1 (an unknown session past 1 is taken
+    /// for an expired one), so after a write that was refused or whose outcome is unknown the client starts a new one.
+    /// </summary>
+    public string Session => $"h{Id}.{Generation}";
+    public int Generation { get; private set; }
+
+    public void StartNewSession()
+    {
+        Generation++;
+        Sequence = 0;
+    }
     public PendingOperation? Pending { get; set; }
 }
 
@@ -62,9 +75,9 @@ internal sealed partial class SimCluster
             KvCommand command = _random.Next(5) switch
             {
                 0 or 1 => KvCommand.Get(key),
-                2 => KvCommand.Put(key, value, $"h{client.Id}", ++client.Sequence),
-                3 => KvCommand.Delete(key, $"h{client.Id}", ++client.Sequence),
-                _ => KvCommand.CompareAndSwap(key, _random.Next(2) == 0 ? null : $"c{_random.Next(5)}-{_random.Next(1, 10)}", value, $"h{client.Id}", ++client.Sequence),
+                2 => KvCommand.Put(key, value, client.Session, ++client.Sequence),
+                3 => KvCommand.Delete(key, client.Session, ++client.Sequence),
+                _ => KvCommand.CompareAndSwap(key, _random.Next(2) == 0 ? null : $"c{_random.Next(5)}-{_random.Next(1, 10)}", value, client.Session, ++client.Sequence),
             };
             var operation = new PendingOperation(client, ++_clock, command, server.Id, Now + ClientPatienceTicks);
             if (operation.IsRead)
@@ -79,6 +92,7 @@ internal sealed partial class SimCluster
                 ProposeResult result = core.Propose(command.Encode());
                 if (!result.Accepted)
                 {
+                    client.StartNewSession();
                     continue; // refused before it was appended: it cannot take effect, so it is not part of the history
                 }
                 (operation.Index, operation.Term) = (result.Index, result.Term);
@@ -173,6 +187,10 @@ internal sealed partial class SimCluster
     private void Finish(PendingOperation operation, KvResult? result)
     {
         _history.Add(new HistoryOp(operation.Client.Id, operation.Call, result is null ? long.MaxValue : ++_clock, operation.Command, result));
+        if (result is null && !operation.IsRead)
+        {
+            operation.Client.StartNewSession(); // the write may or may not apply later: never number after it
+        }
         Drop(operation);
     }
 

@@ -72,7 +72,7 @@ public sealed class KeyValueStateMachineTests
     {
         var kv = new KeyValueStateMachine();
         Apply(kv, 1, KvCommand.Put("a", "1", "c1", 1));
-        Apply(kv, 2, KvCommand.Put("b", "ü", "c2", 7));
+        Apply(kv, 2, KvCommand.Put("b", "ü", "c2", 1));
         using var stream = new MemoryStream();
         await kv.WriteSnapshotAsync(stream);
 
@@ -83,8 +83,8 @@ public sealed class KeyValueStateMachineTests
         Assert.Equal(kv.Snapshot(), restored.Snapshot());
         Assert.Equal(2, restored.AppliedIndex);
         // The sessions came along: a retry after restore is still deduplicated, and a reuse still refused.
-        Assert.Equal(new KvResult(KvStatus.Ok, null), Apply(restored, 3, KvCommand.Put("b", "ü", "c2", 7)));
-        Assert.Equal(KvStatus.SessionReused, Apply(restored, 4, KvCommand.Put("b", "again", "c2", 7)).Status);
+        Assert.Equal(new KvResult(KvStatus.Ok, null), Apply(restored, 3, KvCommand.Put("b", "ü", "c2", 1)));
+        Assert.Equal(KvStatus.SessionReused, Apply(restored, 4, KvCommand.Put("b", "again", "c2", 1)).Status);
         Assert.Equal("ü", restored.GetLocal("b"));
     }
 
@@ -121,5 +121,72 @@ public sealed class KeyValueStateMachineTests
         Apply(kv, 4, KvCommand.Put("a", "changed"));
         Apply(kv, 5, KvCommand.Put("a", "1", "old", 1));
         Assert.Equal("1", kv.GetLocal("a"));
+    }
+
+    [Fact]
+    public void An_evicted_session_that_goes_on_past_its_first_command_is_told_so()
+    {
+        var kv = new KeyValueStateMachine(maxSessions: 1);
+        Apply(kv, 1, KvCommand.Put("a", "1", "first", 1));
+        Apply(kv, 2, KvCommand.Put("b", "1", "second", 1)); // evicts "first"
+        KvResult next = Apply(kv, 3, KvCommand.Put("a", "2", "first", 2));
+        Assert.Equal(KvStatus.SessionExpired, next.Status);
+        Assert.Contains("start a new session", next.Value, StringComparison.Ordinal);
+        Assert.Equal("1", kv.GetLocal("a"));
+    }
+
+    /// <summary>A command stamped by the leader at <paramref name="atSeconds"/>.</summary>
+    private static KvCommand At(int atSeconds, KvCommand command) => command with { IssuedAtMs = 1_700_000_000_000 + (atSeconds * 1000L) };
+
+    [Fact]
+    public void Sessions_idle_past_the_timeout_expire_by_the_clock_in_the_log_the_same_way_on_every_replica()
+    {
+        KvCommand[] log =
+        [
+            At(0, KvCommand.Put("x", "1", "idle", 1)),
+            At(5, KvCommand.Put("y", "1", "busy", 1)),
+            At(9, KvCommand.Put("x", "2", "idle", 2)),    // idle 9 s of 10: still alive
+            At(15, KvCommand.Put("y", "2", "busy", 2)),
+            At(25, KvCommand.Put("y", "3", "busy", 3)),   // the clock passes 9 + 10: "idle" expires here
+            At(26, KvCommand.Put("x", "3", "idle", 3)),
+        ];
+        var replicas = new[] { new KeyValueStateMachine(sessionTimeout: TimeSpan.FromSeconds(10)), new KeyValueStateMachine(sessionTimeout: TimeSpan.FromSeconds(10)) };
+        KvResult[][] answers = [.. replicas.Select(kv => log.Select((c, i) => Apply(kv, i + 1, c)).ToArray())];
+
+        Assert.Equal(answers[0], answers[1]);
+        Assert.Equal([KvStatus.Ok, KvStatus.Ok, KvStatus.Ok, KvStatus.Ok, KvStatus.Ok, KvStatus.SessionExpired], answers[0].Select(a => a.Status));
+        Assert.All(replicas, kv => Assert.Equal("2", kv.GetLocal("x")));
+        Assert.All(replicas, kv => Assert.Equal(1, kv.SessionCount));
+    }
+
+    [Fact]
+    public void A_retry_through_another_leader_carries_another_time_stamp_and_is_still_a_retry()
+    {
+        var kv = new KeyValueStateMachine();
+        Assert.Equal(KvStatus.Ok, Apply(kv, 1, At(0, KvCommand.CompareAndSwap("n", null, "1", "c", 1))).Status);
+        Apply(kv, 2, KvCommand.Put("n", "moved"));
+        // Had the retry been applied again, the swap would fail (n is no longer absent); it gets the first answer.
+        Assert.Equal(KvStatus.Ok, Apply(kv, 3, At(4, KvCommand.CompareAndSwap("n", null, "1", "c", 1))).Status);
+        Assert.Equal("moved", kv.GetLocal("n"));
+    }
+
+    [Fact]
+    public async Task The_session_clock_and_order_survive_a_snapshot()
+    {
+        var kv = new KeyValueStateMachine(sessionTimeout: TimeSpan.FromSeconds(10));
+        Apply(kv, 1, At(0, KvCommand.Put("a", "1", "old", 1)));
+        Apply(kv, 2, At(8, KvCommand.Put("b", "1", "new", 1)));
+        using var stream = new MemoryStream();
+        await kv.WriteSnapshotAsync(stream);
+        var restored = new KeyValueStateMachine(sessionTimeout: TimeSpan.FromSeconds(10));
+        stream.Position = 0;
+        await restored.RestoreSnapshotAsync(stream);
+
+        // At 12 s "old" (idle 12 s) expires and "new" (idle 4 s) lives: as on the machine that wrote the snapshot.
+        foreach (KeyValueStateMachine machine in new[] { kv, restored })
+        {
+            Assert.Equal(KvStatus.SessionExpired, Apply(machine, 3, At(12, KvCommand.Put("a", "2", "old", 2))).Status);
+            Assert.Equal(KvStatus.Ok, Apply(machine, 4, At(12, KvCommand.Put("b", "2", "new", 2))).Status);
+        }
     }
 }
