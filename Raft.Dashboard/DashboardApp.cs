@@ -57,7 +57,10 @@ public static class DashboardApp
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ClusterMonitor>());
         builder.Services.AddSingleton<IClusterCommands, ClusterCommands>();
         builder.Services.AddMudServices();
-        builder.Services.AddRazorComponents().AddInteractiveServerComponents();
+        // The circuit carries what is typed: its default 32 KB message limit broke the connection on a 30 KB value, and
+        // the put that followed sent "" (issue 9). It is raised past the largest input the page accepts.
+        builder.Services.AddRazorComponents().AddInteractiveServerComponents()
+            .AddHubOptions(hub => hub.MaximumReceiveMessageSize = Components.Controls.CommandLimits.MaxCircuitMessageBytes);
 
         WebApplication app = builder.Build();
         app.UseAntiforgery();

@@ -72,25 +72,30 @@ public sealed class ClusterCommands(INodeDirectory directory, IClusterMonitor mo
     private List<string> Redirects(RaftClient client) =>
         client.LastRedirects.Select(r => string.Join(" -> ", r.Split(" -> ").Select(ServedBy))).ToList();
 
+    /// <summary>A value as an answer shows it: in full up to 80 characters, else its start and its size.</summary>
+    internal static string Show(string? value) => value is null ? "(absent)"
+        : value.Length <= 80 ? value
+        : $"{value[..40]}… ({System.Text.Encoding.UTF8.GetByteCount(value):N0} bytes)";
+
     public Task<CommandOutcome> PutAsync(string key, string value) => Guard(async () =>
     {
         RaftClient client = Client;
         PutReply reply = await client.PutAsync(key, value);
-        return new CommandOutcome(true, reply.HasPrevious ? $"put {key}={value} (was {reply.Previous})" : $"put {key}={value}", reply.ServedBy, Redirects(client));
+        return new CommandOutcome(true, reply.HasPrevious ? $"put {key}={Show(value)} (was {Show(reply.Previous)})" : $"put {key}={Show(value)}", reply.ServedBy, Redirects(client));
     });
 
     public Task<CommandOutcome> GetAsync(string key) => Guard(async () =>
     {
         RaftClient client = Client;
         GetReply reply = await client.GetAsync(key);
-        return new CommandOutcome(true, reply.Found ? $"{key} = {reply.Value}" : $"{key} is not set", reply.ServedBy, Redirects(client));
+        return new CommandOutcome(true, reply.Found ? $"{key} = {Show(reply.Value)}" : $"{key} is not set", reply.ServedBy, Redirects(client));
     });
 
     public Task<CommandOutcome> DeleteAsync(string key) => Guard(async () =>
     {
         RaftClient client = Client;
         DeleteReply reply = await client.DeleteAsync(key);
-        return new CommandOutcome(true, reply.Deleted ? $"deleted {key} (was {reply.Previous})" : $"{key} was not set", reply.ServedBy, Redirects(client));
+        return new CommandOutcome(true, reply.Deleted ? $"deleted {key} (was {Show(reply.Previous)})" : $"{key} was not set", reply.ServedBy, Redirects(client));
     });
 
     public Task<CommandOutcome> CompareAndSwapAsync(string key, string? expected, string? value) => Guard(async () =>

@@ -235,7 +235,7 @@ public sealed class EventStreamer(ClusterMember member, IHubContext<RaftHub> hub
             s.SnapshotIndex, s.SnapshotTerm, s.SnapshotBytes,
             s.Members.Select(m => new MemberView(m.Id, m.Address, m.Voter, m.MatchIndex, m.NextIndex, m.ReplicationState, m.RecentlyActive)).ToList(),
             new FaultsView(s.FaultsEnabled, [.. s.Faults.CutPeers], s.Faults.Isolate, s.Faults.DropRate, s.Faults.MaxDelayMs),
-            NullIfEmpty(s.TransferTarget), NullIfEmpty(s.CatchingUp), s.ElectionElapsedTicks, s.ElectionTimeoutTicks, s.TickMs);
+            NullIfEmpty(s.TransferTarget), NullIfEmpty(s.CatchingUp), s.ElectionElapsedTicks, s.ElectionTimeoutTicks, s.TickMs, s.MaxCommandBytes);
     }
 
     private static string? NullIfEmpty(string value) => value.Length == 0 ? null : value;

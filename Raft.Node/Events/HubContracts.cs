@@ -27,7 +27,8 @@ public sealed record StatusView(
     string? CatchingUp,
     int ElectionElapsedTicks,
     int ElectionTimeoutTicks,
-    int TickMs);
+    int TickMs,
+    int MaxCommandBytes = 0);
 
 /// <summary>A log entry as observers see it: a one-line summary of its command.</summary>
 public sealed record LogEntryView(long Index, long Term, string Kind, string Summary);

@@ -34,6 +34,7 @@ public static class StatusMapper
             ElectionElapsedTicks = s.ElectionElapsed,
             ElectionTimeoutTicks = s.ElectionTimeout,
             TickMs = member.Options.TickMs,
+            MaxCommandBytes = member.Options.MaxCommandBytes,
         };
         foreach (string id in s.Configuration.Members)
         {

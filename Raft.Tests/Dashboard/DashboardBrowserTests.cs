@@ -208,4 +208,30 @@ public sealed class DashboardBrowserTests(DashboardFixture fixture) : IAsyncLife
         }
         await WaitAsync(async () => await Leaders() == 1 && await LogsEqual(await NodeIds()), "the cluster to recover");
     }
+
+    [Fact]
+    public async Task Flow8_large_values_are_stored_exactly_as_typed_or_refused_before_sending()
+    {
+        // Issue 9: a value of about 30 KB broke the page's connection, and the put then stored "" and showed green.
+        using var client = new Raft.Node.Client.RaftClient(fixture.Endpoints);
+        await WaitAsync(async () => await _page.GetByText("of at most 1 MiB (1,048,576 bytes) per command").CountAsync() == 1, "the nodes' limit next to the value");
+        foreach ((string key, int size) in new[] { ("v10k", 10 * 1024), ("v100k", 100 * 1024) })
+        {
+            string value = string.Concat(Enumerable.Range(0, size / 8).Select(i => $"{i % 10_000_000,8}"));
+            await PutAsync(key, value);
+            await WaitAsync(async () => (await _page.GetByTestId("command-result").InnerTextAsync()).Contains($"put {key}=", StringComparison.Ordinal), $"the {size}-byte put");
+            Assert.Equal(value, (await client.GetAsync(key)).Value);
+        }
+
+        string huge = new('x', 2 * 1024 * 1024);
+        await PutAsync("v2m", huge);
+        await WaitAsync(async () => (await _page.GetByTestId("command-result").InnerTextAsync()).Contains("not sent", StringComparison.Ordinal), "the refusal of 2 MiB");
+        Assert.Contains("at most 1 MiB", await _page.GetByTestId("command-result").InnerTextAsync(), StringComparison.Ordinal);
+        Assert.False((await client.GetAsync("v2m")).Found);
+
+        // The page's connection survived all of it: a small put still goes through.
+        await PutAsync("after-large", "ok");
+        await WaitAsync(async () => (await _page.GetByTestId("command-result").InnerTextAsync()).Contains("put after-large=ok", StringComparison.Ordinal), "a put after the large ones");
+        Assert.Equal("ok", (await client.GetAsync("after-large")).Value);
+    }
 }
