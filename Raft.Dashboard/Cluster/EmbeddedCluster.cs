@@ -110,10 +110,15 @@ public sealed class EmbeddedCluster : INodeDirectory, IHostedService, IAsyncDisp
         Changed?.Invoke();
     }
 
-    private async Task StopNodeAsync(string id)
+    private async Task StopNodeAsync(string id, bool crash = false)
     {
         if (_running.Remove(id, out WebApplication? app))
         {
+            if (crash)
+            {
+                // As a kill leaves it: queued writes dropped, nothing more sent or answered; then the host goes.
+                await app.Services.GetRequiredService<Raft.Node.Hosting.ClusterMember>().CrashAsync();
+            }
             // A crash, not a shutdown: do not wait for open connections (hub subscribers, peer streams) to drain.
             await app.StopAsync(new CancellationToken(canceled: true));
             await app.DisposeAsync();
@@ -129,8 +134,8 @@ public sealed class EmbeddedCluster : INodeDirectory, IHostedService, IAsyncDisp
             {
                 throw new InvalidOperationException($"{id} is not running");
             }
-            await StopNodeAsync(id);
-            _logger.LogInformation("stopped {Node}", id);
+            await StopNodeAsync(id, crash: true);
+            _logger.LogInformation("crashed {Node}", id);
         }
         finally
         {

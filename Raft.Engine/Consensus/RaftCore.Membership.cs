@@ -59,7 +59,7 @@ public sealed partial class RaftCore
     /// <summary>RemoveServer: appends a configuration without <paramref name="id"/>. Done when it commits.</summary>
     public AdminResult RemoveServer(string id)
     {
-        if (CheckCanChangeConfiguration() is { } refusal)
+        if (CheckCanChangeConfiguration(removing: id) is { } refusal)
         {
             return refusal;
         }
@@ -79,7 +79,8 @@ public sealed partial class RaftCore
         return new AdminResult(AdminStatus.Accepted, entry.Index, Id, $"{id} leaves once index {entry.Index} commits");
     }
 
-    private AdminResult? CheckCanChangeConfiguration()
+    /// <param name="removing">A server being removed: removing the learner that is catching up cancels its AddServer.</param>
+    private AdminResult? CheckCanChangeConfiguration(string? removing = null)
     {
         if (Role != Role.Leader)
         {
@@ -93,7 +94,7 @@ public sealed partial class RaftCore
         {
             return Refuse(AdminStatus.InProgress, $"the change at index {_configurations.LatestIndex} is not committed yet");
         }
-        if (_catchUp != null)
+        if (_catchUp != null && _catchUp.Learner != removing)
         {
             return Refuse(AdminStatus.InProgress, $"{_catchUp.Learner} is still catching up");
         }
@@ -141,6 +142,14 @@ public sealed partial class RaftCore
     /// </summary>
     private void AdvanceCatchUp()
     {
+        if (_catchUp is null && Role == Role.Leader && Configuration.Learners.FirstOrDefault() is { } orphan
+            && !ConfigurationChangePending && _transferTarget is null && TermAt(CommitIndex) == Term)
+        {
+            // A learner whose AddServer was started by an earlier leader: this one finishes it (promotes, or gives up
+            // and takes it out), so that no change is left half done when leadership moves.
+            _catchUp = new CatchUp(orphan);
+            StartCatchUpRound(_catchUp);
+        }
         if (_catchUp is not { } catchUp || Role != Role.Leader)
         {
             return;
@@ -177,9 +186,18 @@ public sealed partial class RaftCore
         AppendToLog(EntryKind.Configuration, Configuration.WithVoter(catchUp.Learner).Encode());
     }
 
+    /// <summary>
+    /// Gives up on the learner and takes it out of the configuration again, so that a failed AddServer leaves the
+    /// cluster as it was (when its learner entry is not committed yet the learner stays; RemoveServer takes it out).
+    /// </summary>
     private void AbandonCatchUp(string reason)
     {
-        _notices.Add(new CatchUpFailed(_catchUp!.Learner, reason));
+        string learner = _catchUp!.Learner;
+        _notices.Add(new CatchUpFailed(learner, reason));
         _catchUp = null;
+        if (!ConfigurationChangePending && Configuration.IsLearner(learner))
+        {
+            AppendToLog(EntryKind.Configuration, Configuration.Without(learner).Encode());
+        }
     }
 }

@@ -43,6 +43,8 @@ public sealed class RaftNode : IAsyncDisposable
     private volatile RaftNodeStatus? _status;
     private volatile Exception? _failure;
     private volatile StorageFullException? _storageFull;
+    /// <summary>Set by <see cref="CrashAsync"/>: from then on the node sends, applies and answers nothing.</summary>
+    private volatile bool _crashed;
     private int _disposed;
 
     public RaftNode(RaftNodeOptions options, ILogStore store, IStateMachine stateMachine, ITransport transport, TimeProvider? time = null)
@@ -173,6 +175,23 @@ public sealed class RaftNode : IAsyncDisposable
         ObjectDisposedException.ThrowIf(!_inputs.Writer.TryWrite(input), this);
     }
 
+    /// <summary>
+    /// Stops the node the way a kill would: at once, without finishing the batch in hand. Nothing more is sent, applied
+    /// or answered (callers get an <see cref="ObjectDisposedException"/> saying it crashed); a write already handed to
+    /// the store may or may not land, as with a real crash. <paramref name="abandonStore"/> runs once the node is marked
+    /// crashed (e.g. <see cref="SqliteLogStore.AbandonAsync"/>, which drops queued writes). The node cannot be used
+    /// afterwards; start a new one on the same files.
+    /// </summary>
+    public async ValueTask CrashAsync(Func<ValueTask>? abandonStore = null)
+    {
+        _crashed = true;
+        if (abandonStore != null)
+        {
+            await abandonStore();
+        }
+        await DisposeAsync();
+    }
+
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) == 1)
@@ -194,9 +213,9 @@ public sealed class RaftNode : IAsyncDisposable
             catch (OperationCanceledException)
             {
             }
-            catch (Exception) when (_failure != null)
+            catch (Exception) when (_failure != null || _crashed)
             {
-                // already reported through Failure and Completion
+                // already reported through Failure and Completion, or the node was crashed on purpose
             }
         }
         if (_snapshotTask != null)
@@ -244,7 +263,7 @@ public sealed class RaftNode : IAsyncDisposable
                 PublishStateChanges(before, after);
             }
         }
-        catch (Exception e) when (e is not OperationCanceledException)
+        catch (Exception e) when (e is not OperationCanceledException && !_crashed)
         {
             // Fail fast and visibly: no more inputs (they would pile up unread), no more ticks, every waiter answered.
             _failure = e;
@@ -398,7 +417,14 @@ public sealed class RaftNode : IAsyncDisposable
     /// <summary>The node's side of carrying out a Ready: the transport, waiters and events.</summary>
     private sealed class ReadyHost(RaftNode node) : IReadyHost
     {
-        public void Send(RaftMessage message) => node._transport.Send(message);
+        public void Send(RaftMessage message)
+        {
+            if (node._crashed)
+            {
+                throw new OperationCanceledException($"{node.Id} crashed"); // stops the batch where it is
+            }
+            node._transport.Send(message);
+        }
 
         public void OnApplied(LogEntry entry, byte[] result) => node.OnApplied(entry, result);
 
@@ -420,6 +446,10 @@ public sealed class RaftNode : IAsyncDisposable
 
         public void AfterStep(ReadyStep step)
         {
+            if (node._crashed)
+            {
+                throw new OperationCanceledException($"{node.Id} crashed");
+            }
             if (step == ReadyStep.AppliedWhileWriting)
             {
                 // Writes committed earlier are answered now, not after this batch's own (unrelated) entries are durable.
@@ -581,7 +611,7 @@ public sealed class RaftNode : IAsyncDisposable
             {
                 AdminKind.AddServer => core.CommittedConfiguration.IsVoter(id),
                 AdminKind.RemoveServer => !core.CommittedConfiguration.IsMember(id),
-                _ => core.LeaderId == id && core.Term > pending.Term,
+                _ => core.LeaderId == id && (core.Term > pending.Term || id == Id), // to itself: it already leads
             };
             if (done)
             {

@@ -22,6 +22,7 @@ public sealed class SqliteLogStore : ILogStore
     private long _lastIndex;
     private long _snapshotIndex;
     private int _disposed;
+    private volatile bool _abandoned;
     /// <summary>The writer's open transaction, which every command on the connection must name.</summary>
     private SqliteTransaction? _transaction;
 
@@ -160,6 +161,11 @@ public sealed class SqliteLogStore : ILogStore
         var batch = new List<Write>();
         foreach (Write first in _queue.GetConsumingEnumerable())
         {
+            if (_abandoned)
+            {
+                first.Fail(new ObjectDisposedException(nameof(SqliteLogStore), $"{Path} was abandoned (a crash) before this write started"));
+                continue;
+            }
             batch.Add(first);
             while (batch.Count < 1024 && _queue.TryTake(out Write? next))
             {
@@ -343,6 +349,17 @@ public sealed class SqliteLogStore : ILogStore
         _snapshotIndex = metadata.Index;
         _lastIndex = suffixContinues ? Math.Max(_lastIndex, metadata.Index) : metadata.Index;
         return true;
+    }
+
+    /// <summary>
+    /// What a kill leaves: writes queued but not yet started are dropped (their callers get an
+    /// <see cref="ObjectDisposedException"/>), the batch being written commits or not as SQLite decides, and the store
+    /// closes. Reopening the file recovers whatever was committed.
+    /// </summary>
+    public ValueTask AbandonAsync()
+    {
+        _abandoned = true;
+        return DisposeAsync();
     }
 
     public ValueTask DisposeAsync()

@@ -12,6 +12,7 @@ public sealed class FaultInjector(bool enabled)
     private readonly Lock _lock = new();
     private readonly Random _random = new();
     private HashSet<string> _cut = new(StringComparer.Ordinal);
+    private HashSet<string> _cutOutgoing = new(StringComparer.Ordinal);
     private bool _isolated;
     private double _dropRate;
     private int _maxDelayMs;
@@ -29,6 +30,7 @@ public sealed class FaultInjector(bool enabled)
             {
                 var spec = new FaultSpec { Isolate = _isolated, DropRate = _dropRate, MaxDelayMs = _maxDelayMs };
                 spec.CutPeers.AddRange(_cut.Order(StringComparer.Ordinal));
+                spec.CutOutgoing.AddRange(_cutOutgoing.Order(StringComparer.Ordinal));
                 return spec;
             }
         }
@@ -40,7 +42,7 @@ public sealed class FaultInjector(bool enabled)
         {
             lock (_lock)
             {
-                return _isolated || _cut.Count > 0 || _dropRate > 0 || _maxDelayMs > 0;
+                return _isolated || _cut.Count > 0 || _cutOutgoing.Count > 0 || _dropRate > 0 || _maxDelayMs > 0;
             }
         }
     }
@@ -51,13 +53,14 @@ public sealed class FaultInjector(bool enabled)
         {
             throw new InvalidOperationException("fault injection is disabled on this node (start it with --enable-fault-injection true)");
         }
-        if (spec.DropRate is < 0 or > 1 || spec.MaxDelayMs is < 0 or > 60_000)
+        if (!(spec.DropRate is >= 0 and <= 1) || spec.MaxDelayMs is < 0 or > 60_000)
         {
             throw new ArgumentException("drop_rate must be within [0, 1] and max_delay_ms within [0, 60000]");
         }
         lock (_lock)
         {
             _cut = new HashSet<string>(spec.CutPeers, StringComparer.Ordinal);
+            _cutOutgoing = new HashSet<string>(spec.CutOutgoing, StringComparer.Ordinal);
             _isolated = spec.Isolate;
             _dropRate = spec.DropRate;
             _maxDelayMs = spec.MaxDelayMs;
@@ -67,12 +70,17 @@ public sealed class FaultInjector(bool enabled)
 
     public void Heal() => Set(new FaultSpec());
 
-    /// <summary>Whether a message to or from <paramref name="peer"/> is to be dropped now.</summary>
-    public bool ShouldDrop(string peer)
+    /// <summary>Whether a message from <paramref name="peer"/> is to be dropped now.</summary>
+    public bool ShouldDrop(string peer) => ShouldDrop(peer, outgoing: false);
+
+    /// <summary>Whether a message to <paramref name="peer"/> is to be dropped now.</summary>
+    public bool ShouldDropOutgoing(string peer) => ShouldDrop(peer, outgoing: true);
+
+    private bool ShouldDrop(string peer, bool outgoing)
     {
         lock (_lock)
         {
-            return _isolated || _cut.Contains(peer) || (_dropRate > 0 && _random.NextDouble() < _dropRate);
+            return _isolated || _cut.Contains(peer) || (outgoing && _cutOutgoing.Contains(peer)) || (_dropRate > 0 && _random.NextDouble() < _dropRate);
         }
     }
 

@@ -21,6 +21,7 @@ public sealed class ClusterMember : IHostedService, IAsyncDisposable
     private IReadOnlyDictionary<string, string> _bootstrap;
     private MeteredLogStore? _store;
     private PersistentState? _existing;
+    private SqliteLogStore? _sqlite;
     private RaftNode? _node;
     private Exception? _failure;
     private readonly IHostApplicationLifetime? _lifetime;
@@ -64,6 +65,7 @@ public sealed class ClusterMember : IHostedService, IAsyncDisposable
         }
         Directory.CreateDirectory(Options.DataDirectory);
         var sqlite = SqliteLogStore.Open(Path.Combine(Options.DataDirectory, "raft.db"));
+        _sqlite = sqlite;
         try
         {
             _existing = await sqlite.LoadAsync(cancellationToken);
@@ -126,7 +128,7 @@ public sealed class ClusterMember : IHostedService, IAsyncDisposable
         bool hasState = existing.HardState.Term > 0 || existing.Entries.Count > 0 || existing.Snapshot != null;
         if (hasState && File.Exists(path))
         {
-            var stored = new NodeOptions { Id = Options.Id, Members = File.ReadAllText(path).Trim() }.ParseMembers();
+            var stored = new NodeOptions { Id = Options.Id, Members = File.ReadAllText(path).Trim() }.ParseMembers(checkOwnAddress: false);
             if (_bootstrap.Count > 0 && !stored.OrderBy(m => m.Key).SequenceEqual(_bootstrap.OrderBy(m => m.Key)))
             {
                 _logger.LogWarning("{Folder} holds state: ignoring --members and recovering the cluster recorded there", Options.DataDirectory);
@@ -156,6 +158,25 @@ public sealed class ClusterMember : IHostedService, IAsyncDisposable
     }
 
     public async Task StopAsync(CancellationToken cancellationToken) => await DisposeAsync();
+
+    /// <summary>
+    /// Stops this member as a kill would: queued writes are dropped, the batch in hand is not finished (nothing more is
+    /// sent, applied or answered), peer streams are cut. The embedded cluster's "crash" is this; restart reopens the files.
+    /// </summary>
+    public async Task CrashAsync()
+    {
+        SqliteLogStore? sqlite = _sqlite;
+        if (_node != null)
+        {
+            await _node.CrashAsync(sqlite is null ? null : sqlite.AbandonAsync);
+            _node = null;
+        }
+        else if (sqlite != null)
+        {
+            await sqlite.AbandonAsync();
+        }
+        await DisposeAsync();
+    }
 
     public async ValueTask DisposeAsync()
     {

@@ -41,8 +41,8 @@ public static class NodeApp
         builder.Logging.AddFilter("Grpc", LogLevel.Warning);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
-            Listen(kestrel, new Uri(options.GrpcUrl), HttpProtocols.Http2); // h2c: cleartext HTTP/2 needs its own endpoint
-            Listen(kestrel, new Uri(options.HttpUrl), HttpProtocols.Http1);
+            Listen(kestrel, "--grpc-url", options.GrpcUrl, HttpProtocols.Http2); // h2c: cleartext HTTP/2 needs its own endpoint
+            Listen(kestrel, "--http-url", options.HttpUrl, HttpProtocols.Http1);
         });
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton<NodeMetrics>();
@@ -55,6 +55,7 @@ public static class NodeApp
         builder.Services.AddOpenTelemetry().WithMetrics(metrics => metrics.AddMeter(NodeMetrics.MeterName).AddPrometheusExporter());
 
         WebApplication app = builder.Build();
+        app.UseMiddleware<MalformedRequests>();
         app.MapGrpcService<PeerService>();
         app.MapGrpcService<KeyValueService>();
         app.MapGrpcService<AdminService>();
@@ -73,8 +74,9 @@ public static class NodeApp
         return app;
     }
 
-    private static void Listen(KestrelServerOptions kestrel, Uri url, HttpProtocols protocols)
+    private static void Listen(KestrelServerOptions kestrel, string name, string address, HttpProtocols protocols)
     {
+        var url = new Uri(address);
         Action<ListenOptions> configure = listen =>
         {
             listen.Protocols = protocols;
@@ -94,7 +96,10 @@ public static class NodeApp
         }
         else
         {
-            kestrel.Listen(IPAddress.TryParse(url.Host, out IPAddress? ip) ? ip : IPAddress.Loopback, url.Port, configure);
+            foreach (IPAddress ip in NodeOptions.ListenAddresses(name, address)!)
+            {
+                kestrel.Listen(ip, url.Port, configure);
+            }
         }
     }
 }

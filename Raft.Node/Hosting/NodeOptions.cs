@@ -107,8 +107,11 @@ public sealed class NodeOptions
           bench [--writes 2000] [--concurrency 1]   measure write latency and throughput
         """;
 
-    /// <summary>Parses <see cref="Members"/>; throws <see cref="FormatException"/> with a clear message.</summary>
-    public IReadOnlyDictionary<string, string> ParseMembers()
+    /// <summary>
+    /// Parses <see cref="Members"/>; throws <see cref="FormatException"/> with a clear message. A list given to start
+    /// with must name this node at the port of <see cref="GrpcUrl"/> (<paramref name="checkOwnAddress"/>).
+    /// </summary>
+    public IReadOnlyDictionary<string, string> ParseMembers(bool checkOwnAddress = true)
     {
         var members = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (string item in Members.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
@@ -118,11 +121,23 @@ public sealed class NodeOptions
             {
                 throw new FormatException($"--members: '{item}' is not id=http://host:port");
             }
-            members[pair[0]] = pair[1];
+            if (!members.TryAdd(pair[0], pair[1]))
+            {
+                throw new FormatException($"--members names {pair[0]} twice");
+            }
         }
-        if (members.Count > 0 && !members.ContainsKey(Id))
+        if (members.Values.GroupBy(a => a.TrimEnd('/'), StringComparer.OrdinalIgnoreCase).FirstOrDefault(g => g.Count() > 1) is { } shared)
+        {
+            throw new FormatException($"--members gives two members the address {shared.Key}");
+        }
+        if (members.Count > 0 && !members.TryGetValue(Id, out string? own))
         {
             throw new FormatException($"--members must include this node ({Id})");
+        }
+        if (checkOwnAddress && members.TryGetValue(Id, out own) && new Uri(own).Port != new Uri(GrpcUrl).Port)
+        {
+            // Peers would send to an address this node does not listen on: it would never hear them, nor they it.
+            throw new FormatException($"--members gives {Id} the address {own}, but --grpc-url {GrpcUrl} listens on another port");
         }
         return members;
     }
@@ -139,6 +154,7 @@ public sealed class NodeOptions
             {
                 throw new FormatException($"{name} '{url}' is not http://host:port");
             }
+            ListenAddresses(name, url); // a host name that does not resolve is refused here, not bound to loopback
         }
         if (TickMs < 1 || ElectionTicks <= HeartbeatTicks || HeartbeatTicks < 1 || SnapshotThreshold < 1 || MaxCommandBytes < 1 || !(SnapshotLogRatio >= 0)
             || SessionTimeoutSeconds < 1 || MaxSessions < 1)
@@ -146,6 +162,33 @@ public sealed class NodeOptions
             throw new FormatException("timing and size settings must be positive, and election ticks greater than heartbeat ticks");
         }
         ParseMembers();
+    }
+
+    /// <summary>
+    /// Where a URL's host says to listen: null for "any address" (*, +, 0.0.0.0) and "localhost" (both loopbacks),
+    /// the address itself for an IP, and what a host name resolves to. Throws <see cref="FormatException"/> when it
+    /// resolves to nothing.
+    /// </summary>
+    public static System.Net.IPAddress[]? ListenAddresses(string name, string url)
+    {
+        string host = new Uri(url).Host;
+        if (host is "localhost" or "*" or "+" or "0.0.0.0")
+        {
+            return null;
+        }
+        if (System.Net.IPAddress.TryParse(host.Trim('[', ']'), out System.Net.IPAddress? ip))
+        {
+            return [ip];
+        }
+        try
+        {
+            System.Net.IPAddress[] resolved = System.Net.Dns.GetHostAddresses(host);
+            return resolved.Length > 0 ? resolved : throw new FormatException($"{name}: the host '{host}' resolves to no address");
+        }
+        catch (System.Net.Sockets.SocketException e)
+        {
+            throw new FormatException($"{name}: cannot resolve the host '{host}' ({e.Message}); give an IP address, localhost or 0.0.0.0");
+        }
     }
 
     public static bool IsValidId(string id) =>

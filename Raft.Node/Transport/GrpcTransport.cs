@@ -71,7 +71,7 @@ public sealed class GrpcTransport : ITransport, IAsyncDisposable
             _tracer.Sent(message); // the answer rides back on a unary request's reply
             return;
         }
-        if (_faults.ShouldDrop(message.To))
+        if (_faults.ShouldDropOutgoing(message.To))
         {
             return;
         }

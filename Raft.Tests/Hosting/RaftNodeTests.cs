@@ -76,9 +76,14 @@ public sealed class RaftNodeTests : IAsyncLifetime
     private static async Task<KvResult> PutAsync(RaftNode node, string key, string value) =>
         KvResult.Decode(await node.ProposeAsync(KvCommand.Put(key, value).Encode()));
 
-    /// <summary>A store whose entry writes wait while the gate is closed: a slow disk.</summary>
+    /// <summary>
+    /// A store whose entry writes wait while the gate is closed: a slow disk. Like SQLite's, a write that has started
+    /// finishes even when its caller gives up waiting, if <see cref="IgnoresCancellation"/>.
+    /// </summary>
     private sealed class GatedStore : ILogStore
     {
+        public bool IgnoresCancellation { get; init; }
+
         private readonly MemoryLogStore _inner = new();
         private volatile TaskCompletionSource _gate = Open();
 
@@ -102,7 +107,7 @@ public sealed class RaftNodeTests : IAsyncLifetime
             if (entries.Count > 0 && !_gate.Task.IsCompleted)
             {
                 Interlocked.Increment(ref Waiting);
-                await _gate.Task.WaitAsync(cancellationToken);
+                await _gate.Task.WaitAsync(IgnoresCancellation ? CancellationToken.None : cancellationToken);
             }
             await _inner.SaveAsync(hardState, entries, cancellationToken);
         }
@@ -218,6 +223,54 @@ public sealed class RaftNodeTests : IAsyncLifetime
         await store.DisposeAsync();
         RaftNode again = await StartAsync("n2", SqliteLogStore.Open(path));
         Assert.Equal((5L, 0L), (again.Status.LastIndex, again.Status.SnapshotIndex));
+    }
+
+    /// <summary>Counts what a node sends, then passes it on.</summary>
+    private sealed class CountingTransport(ITransport inner) : ITransport
+    {
+        public int Sent;
+
+        public void Send(Raft.Engine.Consensus.RaftMessage message)
+        {
+            Interlocked.Increment(ref Sent);
+            inner.Send(message);
+        }
+    }
+
+    [Fact]
+    public async Task A_crash_stops_the_node_where_it_is_and_it_sends_nothing_more()
+    {
+        // Issue 9: "crash" was a clean stop: the batch in hand was finished, so a follower still acknowledged entries
+        // (after its write) on its way down. A kill sends nothing more.
+        var stores = Members.ToDictionary(id => id, _ => new GatedStore { IgnoresCancellation = true });
+        foreach (string id in Members)
+        {
+            await StartAsync(id, stores[id]);
+        }
+        RaftNode leader = await WaitForLeaderAsync();
+        await PutAsync(leader, "warm", "up");
+        RaftNode follower = _nodes.First(n => n != leader);
+        var counting = new CountingTransport(_network.TransportFor(follower.Id));
+        // Restart the follower on a counting transport, with its disk slowed down.
+        await follower.DisposeAsync();
+        _nodes.Remove(follower);
+        _network.Detach(follower.Id);
+        var machine = new KeyValueStateMachine();
+        var restarted = new RaftNode(new RaftNodeOptions { Id = follower.Id, Members = Members, Raft = new RaftOptions() }, stores[follower.Id], machine, counting);
+        _network.Attach(restarted);
+        await restarted.StartAsync();
+        await WaitUntilAsync(() => restarted.Status.CommitIndex >= leader.Status.CommitIndex);
+
+        stores[follower.Id].Close();
+        _ = PutAsync(leader, "during", "crash");
+        await WaitUntilAsync(() => stores[follower.Id].Waiting > 0); // its write of the new entry is in flight
+        int sentAtCrash = counting.Sent;
+        Task crash = restarted.CrashAsync().AsTask(); // it returns once the write in flight is over, as a kill would not wait
+        stores[follower.Id].Release();
+        await crash.WaitAsync(TimeSpan.FromSeconds(10));
+        await Task.Delay(300);
+        Assert.Equal(sentAtCrash, counting.Sent); // no acknowledgement of the entry, no heartbeat answer: nothing
+        Assert.Null(machine.GetLocal("during"));
     }
 
     [Fact]

@@ -148,12 +148,19 @@ public sealed class NodeClusterTests
         Assert.Equal(StatusCode.NotFound, (await Fails(async () => await admin.RemoveServerAsync(new RemoveServerRequest { Id = "nobody" }))).StatusCode);
         Assert.Equal(StatusCode.AlreadyExists, (await Fails(async () => await admin.AddServerAsync(new AddServerRequest { Id = follower, Address = cluster[follower].GrpcUrl }))).StatusCode);
         Assert.Equal(StatusCode.InvalidArgument, (await Fails(async () => await admin.SetFaultsAsync(new FaultSpec { DropRate = 2 }))).StatusCode);
+        Assert.Equal(StatusCode.InvalidArgument, (await Fails(async () => await admin.SetFaultsAsync(new FaultSpec { DropRate = double.NaN }))).StatusCode);
+        // A transfer to the leader itself is done at once (it waited 5 s and then said DeadlineExceeded).
+        var toItself = System.Diagnostics.Stopwatch.StartNew();
+        await admin.TransferLeadershipAsync(new TransferLeadershipRequest { Id = leader });
+        Assert.True(toItself.Elapsed < TimeSpan.FromSeconds(3), $"transfer to itself took {toItself.Elapsed}");
 
         // A change is in progress while an unreachable server "catches up": a second change is aborted.
         Task pending = admin.AddServerAsync(new AddServerRequest { Id = "ghost", Address = "http://127.0.0.1:9" }).ResponseAsync;
         await NodeTestCluster.WaitUntilAsync(async () => (await cluster.StatusAsync(leader)).CatchingUp == "ghost", what: "the catch-up to start");
         Assert.Equal(StatusCode.Aborted, (await Fails(async () => await admin.RemoveServerAsync(new RemoveServerRequest { Id = follower }))).StatusCode);
-        _ = pending.ContinueWith(_ => { }, TaskScheduler.Default);
+        // It never catches up: the AddServer fails, and the learner does not stay in the configuration.
+        await Assert.ThrowsAsync<RpcException>(() => pending);
+        await NodeTestCluster.WaitUntilAsync(async () => (await cluster.StatusAsync(leader)).Members.All(m => m.Id != "ghost"), what: "the ghost learner to be taken out again");
 
         // A malformed peer message is refused and not applied.
         RpcException malformed = await Fails(async () => await cluster.Peer(follower).AppendEntriesAsync(new AppendEntriesRequest { PrevLogIndex = 1 }));
@@ -244,5 +251,30 @@ public sealed class NodeClusterTests
         var last = await Assert.ThrowsAsync<RpcException>(async () => await cluster.KeyValue(leader).PutAsync(
             new PutRequest { Key = "c", Value = "1", Session = new Session { ClientId = "max", Sequence = long.MaxValue } }));
         Assert.Equal(StatusCode.InvalidArgument, last.StatusCode);
+    }
+
+    [Fact]
+    public async Task Bytes_that_are_not_a_request_get_InvalidArgument_not_an_unknown_error()
+    {
+        await using var cluster = new NodeTestCluster(1);
+        await cluster.StartAllAsync();
+        string leader = await cluster.WaitForLeaderAsync();
+        using var channel = Grpc.Net.Client.GrpcChannel.ForAddress(cluster[leader].GrpcUrl);
+        var raw = new Method<byte[], byte[]>(MethodType.Unary, "raft.v1.KeyValue", "Put", Marshallers.Create(b => b, b => b), Marshallers.Create(b => b, b => b));
+
+        byte[][] garbage =
+        [
+            [0xFF, 0xFF, 0xFF, 0xFF, 0x0F],             // a varint that never ends
+            [0x12, 0x05, 0x6B],                          // key: 5 bytes announced, 1 given
+            [0x12, 0x02, 0xC3, 0x28, 0x1A, 0x01, 0x78],  // key: invalid UTF-8
+        ];
+        foreach (byte[] request in garbage)
+        {
+            var refused = await Assert.ThrowsAsync<RpcException>(async () => await channel.CreateCallInvoker().AsyncUnaryCall(raw, null, new CallOptions(), request));
+            Assert.Equal(StatusCode.InvalidArgument, refused.StatusCode);
+            Assert.Contains("not a valid", refused.Status.Detail, StringComparison.Ordinal);
+        }
+        using var client = cluster.Client();
+        await client.PutAsync("still", "works");
     }
 }

@@ -17,7 +17,7 @@ public sealed class NodeStartupTests : IDisposable
             await NodeTestCluster.WaitUntilAsync(() => Task.FromResult(File.Exists(Path.Combine(spec.DataDir, "raft.db.lock"))), seconds: 30, what: "the first node to open its store");
             await Task.Delay(500);
             MemberSpec twin = spec with { GrpcUrl = $"http://127.0.0.1:{Ports.Free()}", HttpUrl = $"http://127.0.0.1:{Ports.Free()}" };
-            await AssertRefusedAsync(twin, members, "in use by another process");
+            await AssertRefusedAsync(twin, $"n1={twin.GrpcUrl}", "in use by another process");
             Assert.False(first.Process.HasExited, "the first node keeps running");
         }
 

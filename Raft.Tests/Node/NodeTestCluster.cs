@@ -174,12 +174,25 @@ internal sealed class NodeProcess : IAsyncDisposable
 
     private NodeProcess(Process process) => _process = process;
 
+    private readonly System.Collections.Concurrent.ConcurrentQueue<string> _output = new();
+
     /// <summary>What the process wrote to standard error so far.</summary>
     public IReadOnlyList<string> ErrorLines => [.. _errors];
 
+    /// <summary>The last lines the process wrote to standard output and error (its log), oldest first.</summary>
+    public IReadOnlyList<string> LastLines => [.. _output];
+
+    private void Keep(string line)
+    {
+        _output.Enqueue(line);
+        while (_output.Count > 300 && _output.TryDequeue(out _))
+        {
+        }
+    }
+
     public Process Process => _process;
 
-    public static NodeProcess Start(MemberSpec spec, string members)
+    public static NodeProcess Start(MemberSpec spec, string members, string logLevel = "Warning")
     {
         string dll = Path.Combine(AppContext.BaseDirectory, "Raft.Node.dll");
         var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
@@ -193,15 +206,22 @@ internal sealed class NodeProcess : IAsyncDisposable
         {
             start.ArgumentList.Add(argument);
         }
-        start.Environment["Logging__LogLevel__Default"] = "Warning";
+        start.Environment["Logging__LogLevel__Default"] = logLevel;
         var process = Process.Start(start)!;
         var node = new NodeProcess(process);
-        process.OutputDataReceived += (_, _) => { };
+        process.OutputDataReceived += (_, line) =>
+        {
+            if (line.Data != null)
+            {
+                node.Keep(line.Data);
+            }
+        };
         process.ErrorDataReceived += (_, line) =>
         {
             if (line.Data != null)
             {
                 node._errors.Enqueue(line.Data);
+                node.Keep(line.Data);
             }
         };
         process.BeginOutputReadLine();

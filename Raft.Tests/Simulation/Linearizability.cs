@@ -16,7 +16,9 @@ internal sealed record HistoryOp(int Client, long Call, long Return, KvCommand C
 /// Checks that a history of key-value operations is linearizable: that some order of the operations, consistent with
 /// real time (an operation that returned before another was called comes first), explains every answer when applied
 /// to a single copy of the store. Keys are independent, so each key's history is checked on its own (Porcupine's
-/// partitioning). The search is Wing and Gong's, with Lowe's memoization of (linearized set, state) pairs.
+/// partitioning). The search is Wing and Gong's, with Lowe's memoization of (linearized set, state) pairs; the set is
+/// kept as a 128-bit Zobrist hash (a random number per operation, XORed in and out), so a step costs the same for ten
+/// operations or a hundred thousand (the torture run's histories).
 /// </summary>
 internal static class Linearizability
 {
@@ -94,9 +96,15 @@ internal static class Linearizability
             tail = node;
         }
 
-        var cache = new HashSet<(Bits, string?)>();
+        var random = new Random(ops.Length);
+        var keys = new UInt128[ops.Length];
+        for (int i = 0; i < keys.Length; i++)
+        {
+            keys[i] = new UInt128((ulong)random.NextInt64(), (ulong)random.NextInt64());
+        }
+        var cache = new HashSet<(UInt128, string?)>();
         var stack = new Stack<(Node Call, string? State)>();
-        var linearized = new Bits(ops.Length);
+        UInt128 linearized = 0;
         string? state = null;
         Node? entry = head.Next;
         while (head.Next != null)
@@ -105,7 +113,7 @@ internal static class Linearizability
             {
                 if (Step(state, ops[entry.Op], out string? next))
                 {
-                    Bits candidate = linearized.With(entry.Op);
+                    UInt128 candidate = linearized ^ keys[entry.Op];
                     if (cache.Add((candidate, next)))
                     {
                         stack.Push((entry, state));
@@ -127,7 +135,7 @@ internal static class Linearizability
                 }
                 (Node call, string? previous) = stack.Pop();
                 state = previous;
-                linearized = linearized.Without(call.Op);
+                linearized ^= keys[call.Op];
                 Unlift(call);
                 entry = call.Next;
             }
@@ -157,43 +165,5 @@ internal static class Linearizability
         }
         call.Prev!.Next = call;
         call.Next!.Prev = call;
-    }
-
-    /// <summary>An immutable set of operation numbers with value equality, for the memo table.</summary>
-    private readonly struct Bits : IEquatable<Bits>
-    {
-        private readonly ulong[] _words;
-
-        public Bits(int size) => _words = new ulong[(size + 63) / 64];
-
-        private Bits(ulong[] words) => _words = words;
-
-        public Bits With(int i)
-        {
-            ulong[] copy = (ulong[])_words.Clone();
-            copy[i / 64] |= 1UL << (i % 64);
-            return new Bits(copy);
-        }
-
-        public Bits Without(int i)
-        {
-            ulong[] copy = (ulong[])_words.Clone();
-            copy[i / 64] &= ~(1UL << (i % 64));
-            return new Bits(copy);
-        }
-
-        public bool Equals(Bits other) => _words.AsSpan().SequenceEqual(other._words);
-
-        public override bool Equals(object? obj) => obj is Bits other && Equals(other);
-
-        public override int GetHashCode()
-        {
-            var hash = new HashCode();
-            foreach (ulong word in _words)
-            {
-                hash.Add(word);
-            }
-            return hash.ToHashCode();
-        }
     }
 }

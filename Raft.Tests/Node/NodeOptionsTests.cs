@@ -1,0 +1,39 @@
+using Raft.Node.Hosting;
+
+namespace Raft.Tests.Node;
+
+/// <summary>Settings a node must refuse with a clear message rather than start with and never work.</summary>
+public sealed class NodeOptionsTests
+{
+    private static NodeOptions Options(string members, string grpcUrl = "http://127.0.0.1:7001") =>
+        new() { Id = "n1", GrpcUrl = grpcUrl, HttpUrl = "http://127.0.0.1:8001", Members = members };
+
+    [Theory]
+    [InlineData("n1=http://127.0.0.1:7001;n2=http://127.0.0.1:7002", "is not id=http://host:port")]
+    [InlineData("n1 http://127.0.0.1:7001", "is not id=http://host:port")]
+    [InlineData("n1=http://127.0.0.1:7001,n1=http://127.0.0.1:7002", "names n1 twice")]
+    [InlineData("n1=http://127.0.0.1:7001,n2=http://127.0.0.1:7001", "two members the address")]
+    [InlineData("n2=http://127.0.0.1:7002,n3=http://127.0.0.1:7003", "must include this node")]
+    [InlineData("n1=http://127.0.0.1:7005,n2=http://127.0.0.1:7002", "listens on another port")]
+    public void A_malformed_member_list_is_refused_with_what_is_wrong(string members, string problem)
+    {
+        var refused = Assert.Throws<FormatException>(() => Options(members).Validate());
+        Assert.Contains(problem, refused.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_host_name_that_does_not_resolve_is_refused_instead_of_binding_loopback()
+    {
+        var refused = Assert.Throws<FormatException>(() => Options("", "http://no-such-host.invalid:7001").Validate());
+        Assert.Contains("cannot resolve the host 'no-such-host.invalid'", refused.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Addresses_to_listen_on_follow_the_url()
+    {
+        Assert.Null(NodeOptions.ListenAddresses("--grpc-url", "http://0.0.0.0:7001"));
+        Assert.Null(NodeOptions.ListenAddresses("--grpc-url", "http://localhost:7001"));
+        Assert.Equal([System.Net.IPAddress.Parse("127.0.0.2")], NodeOptions.ListenAddresses("--grpc-url", "http://127.0.0.2:7001"));
+        Options("n1=http://127.0.0.1:7001,n2=http://127.0.0.1:7002").Validate(); // and a good list passes
+    }
+}
