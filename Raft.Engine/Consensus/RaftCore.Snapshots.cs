@@ -36,7 +36,7 @@ public sealed partial class RaftCore
     /// compared with its size (<see cref="RaftOptions.SnapshotThreshold"/>, <see cref="RaftOptions.SnapshotLogRatio"/>).
     /// </summary>
     public bool IsSnapshotDue =>
-        AppliedIndex - SnapshotIndex >= _options.SnapshotThreshold
+        (AppliedIndex - SnapshotIndex >= _options.SnapshotThreshold || _appliedBytesSinceSnapshot >= _options.SnapshotLogBytes)
         && _appliedBytesSinceSnapshot >= _options.SnapshotLogRatio * (_snapshot?.Data.Length ?? 0);
 
     /// <summary>The metadata for a snapshot of the state machine as of <paramref name="index"/>, an applied index.</summary>
@@ -112,6 +112,14 @@ public sealed partial class RaftCore
             // A chunk out of order, or of another snapshot: ask for what comes next (from 0 if nothing usable).
             long expected = _incoming?.Metadata == metadata ? _incoming.Data.Length : 0;
             Send(new InstallSnapshotResponse(Id, install.From, Term, metadata.Index, expected, false));
+            return;
+        }
+        if (_incoming.Data.Length + install.Data.Length > _options.MaxSnapshotBytes)
+        {
+            // Bounded memory: a sender cannot make this server buffer more than the limit.
+            _incoming = null;
+            _notices.Add(new SnapshotRefused(install.From, metadata.Index, $"it is larger than the limit of {_options.MaxSnapshotBytes} bytes"));
+            Send(new InstallSnapshotResponse(Id, install.From, Term, metadata.Index, 0, false));
             return;
         }
         _incoming.Data.Write(install.Data);

@@ -185,6 +185,10 @@ public sealed partial class RaftCore
         {
             return new ProposeResult(false, 0, 0, Id, ProposeRefusal.TransferInProgress);
         }
+        if (_uncommittedBytes > 0 && _uncommittedBytes + LogEntry.SizeOf(command) > _options.MaxUncommittedBytes)
+        {
+            return new ProposeResult(false, 0, 0, Id, ProposeRefusal.Overloaded);
+        }
         LogEntry entry = AppendToLog(EntryKind.Command, command);
         return new ProposeResult(true, entry.Index, entry.Term, Id);
     }
@@ -367,6 +371,7 @@ public sealed partial class RaftCore
     {
         var entry = new LogEntry(_log.LastIndex + 1, Term, kind, data);
         AppendToLog(entry);
+        _uncommittedBytes += entry.Size;
         // Sending is deferred to TakeReady so that proposals arriving together share AppendEntries messages.
         _broadcastPending = true;
         return entry;

@@ -46,6 +46,22 @@ public sealed record RaftOptions
     /// </summary>
     public double SnapshotLogRatio { get; init; } = 1.0;
 
+    /// <summary>
+    /// ... or when the entries applied since the last snapshot hold at least this many bytes, however few they are,
+    /// so that a log of large entries stays bounded in bytes too (the ratio rule still applies).
+    /// </summary>
+    public long SnapshotLogBytes { get; init; } = 64L * 1024 * 1024;
+
+    /// <summary>
+    /// A leader refuses new proposals (<see cref="ProposeRefusal.Overloaded"/>) while the entries it holds that are not
+    /// yet committed take more than this many bytes: without a majority its log would otherwise grow until memory
+    /// runs out. One entry is always accepted, however large.
+    /// </summary>
+    public long MaxUncommittedBytes { get; init; } = 64L * 1024 * 1024;
+
+    /// <summary>A snapshot received in chunks that grows past this many bytes is refused (<see cref="SnapshotRefused"/>) and dropped.</summary>
+    public long MaxSnapshotBytes { get; init; } = 1024L * 1024 * 1024;
+
     /// <summary>Entries kept in memory behind a new snapshot, so followers slightly behind need no InstallSnapshot.</summary>
     public int EntriesKeptAfterSnapshot { get; init; } = 200;
 
@@ -75,7 +91,8 @@ public sealed record RaftOptions
             throw new ArgumentException("LeaseReads needs CheckQuorum and a drift margin shorter than the election timeout.");
         }
         if (MaxEntriesPerMessage < 1 || MaxBytesPerMessage < 1 || MaxInflightMessages < 1 || SnapshotChunkSize < 1 || SnapshotThreshold < 1 || MaxCommittedEntriesPerReady < 1
-            || EntriesKeptAfterSnapshot < 0 || MaxCatchUpRounds < 1 || SnapshotLogRatio < 0 || double.IsNaN(SnapshotLogRatio))
+            || EntriesKeptAfterSnapshot < 0 || MaxCatchUpRounds < 1 || SnapshotLogRatio < 0 || double.IsNaN(SnapshotLogRatio)
+            || SnapshotLogBytes < 1 || MaxUncommittedBytes < 1 || MaxSnapshotBytes < 1 || MaxSnapshotBytes > Array.MaxLength)
         {
             throw new ArgumentException("Message and inflight limits must be positive.");
         }

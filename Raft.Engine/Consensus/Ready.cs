@@ -80,6 +80,8 @@ public enum ProposeRefusal
     NotLeader,
     /// <summary>A leadership transfer is under way: proposals would be lost with the old leader's term.</summary>
     TransferInProgress,
+    /// <summary>The leader's uncommitted entries already take <see cref="RaftOptions.MaxUncommittedBytes"/>: no majority keeps up.</summary>
+    Overloaded,
 }
 
 /// <summary>The result of offering a command to the core.</summary>

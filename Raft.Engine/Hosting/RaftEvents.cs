@@ -80,6 +80,12 @@ public sealed class RaftAdminException(AdminStatus status, string message, strin
     public string? LeaderHint { get; } = leaderHint;
 }
 
+/// <summary>
+/// The node has more work queued than it is allowed to hold (<see cref="RaftNodeOptions.MaxQueuedRequests"/>, or the
+/// leader's uncommitted bytes): nothing was done; retry later or elsewhere.
+/// </summary>
+public sealed class NodeOverloadedException(string message) : InvalidOperationException(message);
+
 /// <summary>The proposal was appended but then replaced by another leader's entry: it was not applied.</summary>
 public sealed class ProposalDroppedException(long index, long term)
     : InvalidOperationException($"the entry proposed at index {index} in term {term} was overwritten by a new leader")

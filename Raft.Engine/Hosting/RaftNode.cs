@@ -33,8 +33,16 @@ public sealed class RaftNode : IAsyncDisposable
     private Task? _snapshotTask;
     /// <summary>A snapshot was started and its <see cref="SnapshotStoredInput"/> has not been handled yet.</summary>
     private bool _snapshotPending;
+    /// <summary>Read-index requests in the order made, each with the tick after which it has waited too long.</summary>
+    private readonly Queue<(long RequestId, long DeadlineTick)> _readDeadlines = new();
     private long _nextReadId;
     private long _lastApplied;
+    private long _ticks;
+
+    // Inputs handed to the loop and not yet taken (bounded, see RaftNodeOptions).
+    private int _queuedRequests;
+    private int _queuedMessages;
+    private long _droppedMessages;
 
     private RaftCore? _core;
     private ReadyProcessor? _processor;
@@ -49,6 +57,10 @@ public sealed class RaftNode : IAsyncDisposable
 
     public RaftNode(RaftNodeOptions options, ILogStore store, IStateMachine stateMachine, ITransport transport, TimeProvider? time = null)
     {
+        if (options.MaxQueuedRequests < 1 || options.MaxQueuedMessages < 1 || options.ReadIndexTimeout <= TimeSpan.Zero || options.TickInterval <= TimeSpan.Zero)
+        {
+            throw new ArgumentException("MaxQueuedRequests, MaxQueuedMessages, ReadIndexTimeout and TickInterval must be positive.", nameof(options));
+        }
         _options = options;
         _store = store;
         _stateMachine = stateMachine;
@@ -98,8 +110,21 @@ public sealed class RaftNode : IAsyncDisposable
         _ticker = _time.CreateTimer(_ => _inputs.Writer.TryWrite(TickInput.Instance), null, _options.TickInterval, _options.TickInterval);
     }
 
-    /// <summary>Hands a message from a peer to the node (called by the transport).</summary>
-    public void Receive(RaftMessage message) => _inputs.Writer.TryWrite(new StepInput(message));
+    /// <summary>Peer messages dropped because <see cref="RaftNodeOptions.MaxQueuedMessages"/> were already waiting.</summary>
+    public long DroppedMessages => Interlocked.Read(ref _droppedMessages);
+
+    /// <summary>
+    /// Hands a message from a peer to the node (called by the transport). When the loop is that far behind, the message
+    /// is dropped, as the network might have: Raft resends what matters.
+    /// </summary>
+    public void Receive(RaftMessage message)
+    {
+        if (Interlocked.Increment(ref _queuedMessages) > _options.MaxQueuedMessages || !_inputs.Writer.TryWrite(new StepInput(message)))
+        {
+            Interlocked.Decrement(ref _queuedMessages);
+            Interlocked.Increment(ref _droppedMessages);
+        }
+    }
 
     /// <summary>
     /// Proposes a command and waits until it is applied, returning the state machine's answer.
@@ -166,13 +191,22 @@ public sealed class RaftNode : IAsyncDisposable
         await input.Completion.Task.WaitAsync(cancellationToken);
     }
 
-    private void Enqueue(Input input)
+    private void Enqueue(RequestInput input)
     {
         if (_failure is { } failure)
         {
             throw new InvalidOperationException($"{Id} has failed and takes no more requests: {failure.Message}", failure);
         }
-        ObjectDisposedException.ThrowIf(!_inputs.Writer.TryWrite(input), this);
+        if (Interlocked.Increment(ref _queuedRequests) > _options.MaxQueuedRequests)
+        {
+            Interlocked.Decrement(ref _queuedRequests);
+            throw new NodeOverloadedException($"{Id} already has {_options.MaxQueuedRequests} requests waiting; retry later");
+        }
+        if (!_inputs.Writer.TryWrite(input))
+        {
+            Interlocked.Decrement(ref _queuedRequests);
+            throw new ObjectDisposedException(nameof(RaftNode));
+        }
     }
 
     /// <summary>
@@ -276,12 +310,19 @@ public sealed class RaftNode : IAsyncDisposable
 
     private void Feed(RaftCore core, Input input)
     {
+        if (input is RequestInput)
+        {
+            Interlocked.Decrement(ref _queuedRequests);
+        }
         switch (input)
         {
             case TickInput:
+                _ticks++;
                 core.Tick();
+                ExpireReadIndexWaits(core);
                 break;
             case StepInput step:
+                Interlocked.Decrement(ref _queuedMessages);
                 core.Step(step.Message);
                 break;
             case ProposalInput proposal:
@@ -289,6 +330,11 @@ public sealed class RaftNode : IAsyncDisposable
                 if (result.Accepted)
                 {
                     _proposals[result.Index] = new PendingProposal(result.Term, proposal.Completion);
+                }
+                else if (result.Refusal == ProposeRefusal.Overloaded)
+                {
+                    proposal.Completion.TrySetException(new NodeOverloadedException(
+                        $"{Id} holds {core.LastIndex - core.CommitIndex} entries that no majority has stored yet; retry once the followers catch up"));
                 }
                 else
                 {
@@ -309,6 +355,7 @@ public sealed class RaftNode : IAsyncDisposable
             case ReadInput read:
                 long requestId = ++_nextReadId;
                 _readsAwaitingIndex[requestId] = read.Completion;
+                _readDeadlines.Enqueue((requestId, _ticks + ReadIndexTimeoutTicks));
                 core.ReadIndex(requestId);
                 break;
             case AdminInput { Kind: AdminKind.TakeSnapshot } snapshot:
@@ -551,6 +598,26 @@ public sealed class RaftNode : IAsyncDisposable
         _snapshotWaiters.Clear();
     }
 
+    private long ReadIndexTimeoutTicks => Math.Max(1, (long)Math.Ceiling(_options.ReadIndexTimeout / _options.TickInterval));
+
+    /// <summary>A read whose index never came (the request or its answer was lost) fails instead of waiting forever.</summary>
+    private void ExpireReadIndexWaits(RaftCore core)
+    {
+        while (_readDeadlines.TryPeek(out (long RequestId, long DeadlineTick) oldest))
+        {
+            if (_readsAwaitingIndex.ContainsKey(oldest.RequestId) && oldest.DeadlineTick > _ticks)
+            {
+                return; // deadlines grow with request ids: the rest are younger
+            }
+            _readDeadlines.Dequeue();
+            if (_readsAwaitingIndex.Remove(oldest.RequestId, out TaskCompletionSource? waiter))
+            {
+                waiter.TrySetException(new NotLeaderException(Id, core.LeaderId,
+                    $"{Id} got no read index from {core.LeaderId ?? "a leader"} within {_options.ReadIndexTimeout.TotalMilliseconds:F0} ms; retry"));
+            }
+        }
+    }
+
     private void OnReadState(ReadState read)
     {
         if (!_readsAwaitingIndex.Remove(read.RequestId, out TaskCompletionSource? waiter))
@@ -675,6 +742,7 @@ public sealed class RaftNode : IAsyncDisposable
             waiter.TrySetException(reason);
         }
         _readsAwaitingIndex.Clear();
+        _readDeadlines.Clear();
         _readsAwaitingApply.Clear();
         foreach (PendingAdmin pending in _admin)
         {
@@ -720,14 +788,17 @@ public sealed class RaftNode : IAsyncDisposable
 
     private sealed record StepInput(RaftMessage Message) : Input;
 
-    private sealed record ProposalInput(byte[] Command, TaskCompletionSource<byte[]> Completion) : Input;
+    /// <summary>What callers hand the node; bounded by <see cref="RaftNodeOptions.MaxQueuedRequests"/>.</summary>
+    private abstract record RequestInput : Input;
 
-    private sealed record ReadInput(TaskCompletionSource Completion) : Input;
+    private sealed record ProposalInput(byte[] Command, TaskCompletionSource<byte[]> Completion) : RequestInput;
+
+    private sealed record ReadInput(TaskCompletionSource Completion) : RequestInput;
 
     /// <summary>A snapshot taken off the loop was stored (or failed).</summary>
     private sealed record SnapshotStoredInput(Snapshot? Snapshot, Exception? Error) : Input;
 
-    private sealed record LogReadInput(long From, int Max, TaskCompletionSource<IReadOnlyList<LogEntry>> Completion) : Input;
+    private sealed record LogReadInput(long From, int Max, TaskCompletionSource<IReadOnlyList<LogEntry>> Completion) : RequestInput;
 
     private enum AdminKind
     {
@@ -737,7 +808,7 @@ public sealed class RaftNode : IAsyncDisposable
         TakeSnapshot,
     }
 
-    private sealed record AdminInput(AdminKind Kind, string ServerId) : Input
+    private sealed record AdminInput(AdminKind Kind, string ServerId) : RequestInput
     {
         public string? Address { get; init; }
 

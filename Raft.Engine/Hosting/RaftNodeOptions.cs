@@ -20,6 +20,21 @@ public sealed record RaftNodeOptions
     /// <summary>The length of one core tick. With the default 10 ms, elections time out after 150-300 ms.</summary>
     public TimeSpan TickInterval { get; init; } = TimeSpan.FromMilliseconds(10);
 
+    /// <summary>
+    /// Client requests (proposals, reads, admin calls) handed to the node and not yet taken by its loop, at most; more
+    /// are refused at once with <see cref="NodeOverloadedException"/>, so a flood cannot grow the node's memory.
+    /// </summary>
+    public int MaxQueuedRequests { get; init; } = 10_000;
+
+    /// <summary>Peer messages waiting for the loop, at most; more are dropped (Raft repairs lost messages by itself).</summary>
+    public int MaxQueuedMessages { get; init; } = 10_000;
+
+    /// <summary>
+    /// How long a linearizable read on a follower waits for the leader's answer to its read-index request before it
+    /// fails (a lost answer would otherwise keep the waiter forever).
+    /// </summary>
+    public TimeSpan ReadIndexTimeout { get; init; } = TimeSpan.FromSeconds(3);
+
     /// <summary>Seed of the core's random source (election timeouts); null picks one.</summary>
     public int? RandomSeed { get; init; }
 }

@@ -15,5 +15,8 @@ public sealed record LogEntry(long Index, long Term, EntryKind Kind, byte[] Data
     public static LogEntry NoOp(long index, long term) => new(index, term, EntryKind.NoOp, []);
 
     /// <summary>Approximate size on the wire, used to cap the bytes of one AppendEntries.</summary>
-    public int Size => Data.Length + 24;
+    public int Size => SizeOf(Data);
+
+    /// <summary>The <see cref="Size"/> an entry carrying <paramref name="data"/> has.</summary>
+    public static int SizeOf(byte[] data) => data.Length + 24;
 }

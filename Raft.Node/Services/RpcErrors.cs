@@ -49,6 +49,10 @@ public static class RpcErrors
         {
             throw new RpcException(new Status(StatusCode.ResourceExhausted, $"{member.Id} cannot write: {e.Message}; retry later or on another node"));
         }
+        catch (NodeOverloadedException e)
+        {
+            throw new RpcException(new Status(StatusCode.ResourceExhausted, e.Message));
+        }
         catch (ProposalDroppedException e)
         {
             throw new RpcException(new Status(StatusCode.Unavailable, $"{e.Message}; retry with the same session, it is applied at most once"));

@@ -33,11 +33,13 @@ public sealed class RaftNodeTests : IAsyncLifetime
         Directory.Delete(_folder, recursive: true);
     }
 
-    private async Task<RaftNode> StartAsync(string id, ILogStore? store = null, TimeProvider? time = null, string[]? members = null, RaftOptions? raft = null)
+    private async Task<RaftNode> StartAsync(string id, ILogStore? store = null, TimeProvider? time = null, string[]? members = null, RaftOptions? raft = null,
+        Func<RaftNodeOptions, RaftNodeOptions>? tweak = null)
     {
         var machine = new KeyValueStateMachine();
         _machines[id] = machine;
         var options = new RaftNodeOptions { Id = id, Members = members ?? Members, Raft = raft ?? new RaftOptions() };
+        options = tweak?.Invoke(options) ?? options;
         store ??= new MemoryLogStore();
         _stores[id] = store;
         var node = new RaftNode(options, store, machine, _network.TransportFor(id), time);
@@ -139,6 +141,59 @@ public sealed class RaftNodeTests : IAsyncLifetime
         slowDisk.Release();
         Assert.Equal(KvStatus.Ok, (await put).Status);
         await WaitUntilAsync(() => _machines.Values.All(m => m.GetLocal("color") == "blue"));
+    }
+
+    [Fact]
+    public async Task A_node_whose_loop_is_behind_refuses_requests_past_its_queue_limit_and_drops_peer_messages()
+    {
+        // Issue 9: the input channel was unbounded, so a flood (or a slow disk) grew the node's memory without limit.
+        var disk = new GatedStore();
+        RaftNode node = await StartAsync("n1", disk, members: ["n1"], tweak: o => o with { MaxQueuedRequests = 5, MaxQueuedMessages = 3 });
+        await WaitUntilAsync(() => node.Status.Role == Role.Leader);
+        await PutAsync(node, "warm", "up");
+        disk.Close();
+        try
+        {
+            Task<KvResult> stuck = PutAsync(node, "first", "1"); // its write holds the loop
+            await WaitUntilAsync(() => disk.Waiting > 0);
+            Task<KvResult>[] queued = [.. Enumerable.Range(0, 5).Select(i => PutAsync(node, $"q{i}", "v"))];
+            var refused = await Assert.ThrowsAsync<NodeOverloadedException>(() => PutAsync(node, "one-too-many", "v"));
+            Assert.Contains("5 requests waiting", refused.Message, StringComparison.Ordinal);
+            await Assert.ThrowsAsync<NodeOverloadedException>(() => node.LinearizableReadAsync());
+            for (int i = 0; i < 10; i++)
+            {
+                node.Receive(new AppendEntriesResponse("n9", "n1", 1, true, 0, 0, 0, 0));
+            }
+            Assert.Equal(7, node.DroppedMessages);
+
+            disk.Release();
+            Assert.Equal(KvStatus.Ok, (await stuck.WaitAsync(TimeSpan.FromSeconds(10))).Status);
+            foreach (Task<KvResult> put in queued)
+            {
+                Assert.Equal(KvStatus.Ok, (await put.WaitAsync(TimeSpan.FromSeconds(10))).Status);
+            }
+            // Once the loop has caught up, requests are taken again; the refused one was never applied.
+            Assert.Equal(KvStatus.Ok, (await PutAsync(node, "after", "v").WaitAsync(TimeSpan.FromSeconds(10))).Status);
+            Assert.Null(_machines["n1"].GetLocal("one-too-many"));
+        }
+        finally
+        {
+            disk.Release();
+        }
+    }
+
+    [Fact]
+    public async Task A_read_on_a_follower_whose_read_index_answer_is_lost_fails_after_the_timeout()
+    {
+        // Issue 9: the follower kept the waiter for a forwarded read whose answer never came, forever.
+        RaftNode node = await StartAsync("n2", tweak: o => o with { ReadIndexTimeout = TimeSpan.FromMilliseconds(300) },
+            raft: new RaftOptions { ElectionTicks = 1000, HeartbeatTicks = 10 });
+        node.Receive(new AppendEntries("n1", "n2", 1, 0, 0, [new LogEntry(1, 1, EntryKind.NoOp, [])], 1)); // n1 leads; it is not on the network
+        await WaitUntilAsync(() => node.Status.LeaderId == "n1" && node.Status.CommitIndex == 1);
+
+        var failed = await Assert.ThrowsAsync<NotLeaderException>(() => node.LinearizableReadAsync().WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Contains("no read index from n1 within 300 ms", failed.Message, StringComparison.Ordinal);
+        Assert.Equal("n1", failed.LeaderHint);
     }
 
     /// <summary>A disk that fails: every save after the first <paramref name="goodSaves"/> throws.</summary>
