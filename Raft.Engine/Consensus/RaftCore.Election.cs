@@ -78,6 +78,10 @@ public sealed partial class RaftCore
     /// </summary>
     private void StartElection(bool preVote, bool transfer = false)
     {
+        if (Term >= MaxTerm)
+        {
+            return; // no server would take a higher term (see AcceptSender)
+        }
         long campaignTerm;
         if (preVote)
         {

@@ -132,7 +132,7 @@ public sealed partial class RaftCore
     /// <summary>Feeds one message from a peer into the core. Rules for all servers (Figure 2) apply first.</summary>
     public void Step(RaftMessage message)
     {
-        if (message.To != Id || message.From == Id)
+        if (message.To != Id || message.From == Id || !AcceptSender(message))
         {
             return;
         }

@@ -68,6 +68,12 @@ public sealed record SnapshotRefused(string From, long Index, string Reason) : R
 /// </summary>
 public sealed record FollowerLogLost(string Follower, long MatchIndex, long LastIndex) : RaftNotice;
 
+/// <summary>
+/// A message was dropped by the sender rules (not from a member, not from the leader of its term, or a term that
+/// cannot be counted past); reported once per sender, every one is counted in <see cref="RaftCore.RefusedMessages"/>.
+/// </summary>
+public sealed record MessageRefused(string From, string Kind, string Reason) : RaftNotice;
+
 /// <summary>AddServer gave up: the learner did not catch up. It stays a learner until removed or added again.</summary>
 public sealed record CatchUpFailed(string ServerId, string Reason) : RaftNotice;
 

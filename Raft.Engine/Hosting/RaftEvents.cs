@@ -59,11 +59,17 @@ public sealed record RaftNodeStatus(
     string? TransferTarget,
     string? CatchingUp)
 {
+    /// <summary>Peer messages the core dropped by its sender rules (see <see cref="RaftCore.RefusedMessages"/>).</summary>
+    public long RefusedMessages { get; init; }
+
     internal static RaftNodeStatus Of(RaftCore core) => new(
         core.Id, core.Role, core.Term, core.VotedFor, core.LeaderId, core.CommitIndex, core.AppliedIndex,
         core.FirstIndex, core.LastIndex, core.LastTerm, core.ElectionElapsed, core.ElectionTimeout, core.Followers,
         core.SnapshotIndex, core.LatestSnapshot?.Metadata.Term ?? 0, core.LatestSnapshot?.Data.Length ?? 0,
-        core.Configuration, core.CommittedConfiguration, core.TransferTarget, core.CatchingUp);
+        core.Configuration, core.CommittedConfiguration, core.TransferTarget, core.CatchingUp)
+    {
+        RefusedMessages = core.RefusedMessages,
+    };
 }
 
 /// <summary>The proposal reached a node that is not the leader; <see cref="LeaderHint"/> is the leader it knows, if any.</summary>

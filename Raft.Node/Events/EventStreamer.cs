@@ -204,6 +204,7 @@ public sealed class EventStreamer(ClusterMember member, IHubContext<RaftHub> hub
     public static string Describe(Engine.Consensus.RaftNotice notice) => notice switch
     {
         Engine.Consensus.SnapshotRefused r => $"refused a snapshot at {r.Index} from {r.From}: {r.Reason}",
+        Engine.Consensus.MessageRefused m => $"refused {m.Kind} from {m.From}: {m.Reason} (further refusals from {m.From} are only counted)",
         Engine.Consensus.FollowerLogLost l => $"{l.Follower} lost entries it had acknowledged (its log ends at {l.LastIndex}, it had matched {l.MatchIndex}): repairing it from {l.LastIndex + 1}",
         _ => notice.ToString(),
     };

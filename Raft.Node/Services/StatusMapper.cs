@@ -35,6 +35,8 @@ public static class StatusMapper
             ElectionTimeoutTicks = s.ElectionTimeout,
             TickMs = member.Options.TickMs,
             MaxCommandBytes = member.Options.MaxCommandBytes,
+            RefusedMessages = s.RefusedMessages,
+            DroppedMessages = member.Node.DroppedMessages,
         };
         foreach (string id in s.Configuration.Members)
         {

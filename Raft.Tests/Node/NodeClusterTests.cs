@@ -8,6 +8,55 @@ namespace Raft.Tests.Node;
 public sealed class NodeClusterTests
 {
     [Fact]
+    public async Task An_outsider_on_the_peer_port_can_neither_depose_the_leader_nor_write_entries()
+    {
+        // Issue 11, the repros: a transfer vote with term Int64.MaxValue left the cluster without a leader for good, and
+        // forged entries at the current term were committed and applied (different ones on different nodes).
+        await using var cluster = new NodeTestCluster(3);
+        await cluster.StartAllAsync();
+        string leader = await cluster.WaitForLeaderAsync();
+        using var client = cluster.Client(cluster[leader].GrpcUrl);
+        await client.PutAsync("before", "1");
+        NodeStatus status = await cluster.StatusAsync(leader);
+
+        foreach (long term in new[] { long.MaxValue, 1_000_000 })
+        {
+            await cluster.Peer(leader).RequestVoteAsync(new RequestVoteRequest
+            {
+                Envelope = new Envelope { From = "evil", To = leader, Term = term },
+                LastLogIndex = status.LastIndex + 100, LastLogTerm = term, Transfer = true,
+            });
+        }
+        foreach (MemberSpec target in cluster.Specs)
+        {
+            NodeStatus seen = await cluster.StatusAsync(target.Id);
+            var forged = new AppendEntriesRequest
+            {
+                Envelope = new Envelope { From = "evil", To = target.Id, Term = seen.Term },
+                PrevLogIndex = seen.LastIndex, PrevLogTerm = seen.LastTerm, LeaderCommit = seen.LastIndex + 1,
+            };
+            forged.Entries.Add(new Entry
+            {
+                Index = seen.LastIndex + 1, Term = seen.Term, Kind = EntryKind.Command,
+                Data = Google.Protobuf.ByteString.CopyFrom(Raft.Engine.StateMachines.KvCommand.Put("forged", target.Id).Encode()),
+            });
+            await cluster.Peer(target.Id).AppendEntriesAsync(forged);
+        }
+
+        Assert.Equal(leader, await cluster.WaitForLeaderAsync());
+        NodeStatus after = await cluster.StatusAsync(leader);
+        Assert.Equal(status.Term, after.Term);
+        Assert.True(after.RefusedMessages >= 3, $"{after.RefusedMessages} refused messages counted");
+        await client.PutAsync("after", "2"); // the cluster still serves writes
+        foreach (MemberSpec node in cluster.Specs)
+        {
+            using var reader = cluster.Client(node.GrpcUrl);
+            Assert.False((await reader.GetAsync("forged")).Found, $"{node.Id} applied a forged entry");
+            Assert.Equal(status.Term, (await cluster.StatusAsync(node.Id)).Term);
+        }
+    }
+
+    [Fact]
     public async Task Three_nodes_elect_one_leader_and_a_put_through_a_follower_is_redirected()
     {
         await using var cluster = new NodeTestCluster(3);
