@@ -15,10 +15,18 @@ public static class DashboardApp
 
     public static WebApplication Build(string[] args)
     {
+        args = DashboardOptions.NormalizeArguments(args);
         WebApplicationBuilder builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = [.. args, NoConfigurationWatching], ApplicationName = typeof(DashboardApp).Assembly.GetName().Name });
         builder.Configuration.AddCommandLine(args, DashboardOptions.Switches.ToDictionary(s => s.Key, s => s.Value));
         var options = new DashboardOptions();
-        builder.Configuration.GetSection(DashboardOptions.Section).Bind(options);
+        try
+        {
+            builder.Configuration.GetSection(DashboardOptions.Section).Bind(options);
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new FormatException(e.Message, e); // e.g. "Failed to convert configuration value 'x' at 'Dashboard:Size' ..."
+        }
         if (string.IsNullOrEmpty(builder.Configuration["urls"]) && string.IsNullOrEmpty(builder.Configuration["ASPNETCORE_URLS"]))
         {
             builder.WebHost.UseUrls(DefaultUrl);

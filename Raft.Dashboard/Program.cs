@@ -11,6 +11,6 @@ catch (FormatException e)
     return 2;
 }
 app.Lifetime.ApplicationStarted.Register(() =>
-    Console.WriteLine($"Raft dashboard: {string.Join(", ", app.Urls)}  (Ctrl+C stops it and its cluster)"));
+    Console.WriteLine($"Raft dashboard: {string.Join(", ", app.Urls)}, {app.Services.GetRequiredService<Raft.Dashboard.Cluster.DashboardOptions>().Describe()}  (Ctrl+C stops it and its cluster)"));
 await app.RunAsync();
 return 0;

@@ -31,6 +31,42 @@ public sealed class DashboardOptions
         ["--size"] = "Dashboard:Size",
     };
 
+    /// <summary>The switches that are on or off: given alone they mean true.</summary>
+    private static readonly string[] Flags = ["--fresh", "--teaching"];
+
+    /// <summary>
+    /// The command line with every flag given a value: <c>--fresh</c> alone (at the end or before another switch)
+    /// means <c>--fresh true</c>. Throws <see cref="FormatException"/> for a flag whose value is not true or false.
+    /// </summary>
+    public static string[] NormalizeArguments(IReadOnlyList<string> args)
+    {
+        var normalized = new List<string>(args.Count + Flags.Length);
+        for (int i = 0; i < args.Count; i++)
+        {
+            string arg = args[i];
+            normalized.Add(arg);
+            if (!Flags.Contains(arg, StringComparer.Ordinal))
+            {
+                continue;
+            }
+            if (i + 1 >= args.Count || args[i + 1].StartsWith("--", StringComparison.Ordinal))
+            {
+                normalized.Add("true");
+            }
+            else if (!bool.TryParse(args[i + 1], out _))
+            {
+                throw new FormatException($"{arg} takes no value, or true or false, not '{args[i + 1]}'");
+            }
+        }
+        return [.. normalized];
+    }
+
+    /// <summary>One line for the console: which cluster and which modes.</summary>
+    public string Describe() => Embedded
+        ? $"embedded cluster of {Size} nodes in {Path.GetFullPath(DataDir)}" +
+            $" ({(Fresh ? "fresh: started over" : "recovered from its data folder")}, {(Teaching ? "teaching: 10x slower timers" : "normal timers")})"
+        : $"attached to {string.Join(", ", ParseNodes().Select(n => n.Id))}";
+
     public bool Embedded => string.IsNullOrWhiteSpace(Nodes);
 
     /// <summary>Parses <see cref="Nodes"/>; throws <see cref="FormatException"/> with a clear message.</summary>

@@ -37,14 +37,19 @@ public sealed class GrpcTransport : ITransport, IAsyncDisposable
     /// <summary>
     /// Where to reach a peer that opened a stream to this node, for when neither the configuration nor the bootstrap list
     /// names it: a new server has no configuration until it has caught up, but must answer the leader before that.
+    /// Never overrides an address the configuration gives, and holds at most <see cref="MaxLearnedAddresses"/>
+    /// (anyone can open a stream and claim a name).
     /// </summary>
     public void LearnAddress(string id, string address)
     {
-        if (Uri.TryCreate(address, UriKind.Absolute, out Uri? uri) && uri.Scheme is "http" or "https")
+        if (_addressOf(id) is null && (_learned.Count < MaxLearnedAddresses || _learned.ContainsKey(id))
+            && Uri.TryCreate(address, UriKind.Absolute, out Uri? uri) && uri.Scheme is "http" or "https")
         {
             _learned[id] = address;
         }
     }
+
+    private const int MaxLearnedAddresses = 256;
     private readonly CancellationTokenSource _stopping = new();
     private int _disposed;
 
