@@ -189,7 +189,7 @@ public sealed partial class RaftCore
         _heartbeatElapsed = 0;
         _progress.Clear();
         _lease?.Reset();
-        _uncommittedBytes = BytesBetween(CommitIndex, _log.LastIndex);
+        _uncommittedBytes = _log.BytesOf(CommitIndex + 1, _log.LastIndex);
         OnConfigurationChanged();
         // Entries of earlier terms commit only through an entry of the current term; the no-op makes that happen now.
         AppendToLog(EntryKind.NoOp, []);

@@ -9,16 +9,6 @@ public sealed partial class RaftCore
     /// <summary>A leader's bytes of entries above the commit index (bounded by <see cref="RaftOptions.MaxUncommittedBytes"/>).</summary>
     private long _uncommittedBytes;
 
-    private long BytesBetween(long afterIndex, long upToIndex)
-    {
-        long bytes = 0;
-        for (long i = afterIndex + 1; i <= upToIndex; i++)
-        {
-            bytes += _log.Get(i).Size;
-        }
-        return bytes;
-    }
-
     /// <summary>AppendEntries receiver (Figure 2, rules 1-5; rule 1, the stale term, is handled by ObserveTerm).</summary>
     private void HandleAppendEntries(AppendEntries append)
     {
@@ -224,7 +214,7 @@ public sealed partial class RaftCore
         {
             return; // Figure 8: an entry of an earlier term is never committed by counting replicas.
         }
-        _uncommittedBytes -= BytesBetween(CommitIndex, quorumIndex);
+        _uncommittedBytes -= _log.BytesOf(CommitIndex + 1, quorumIndex);
         CommitIndex = quorumIndex;
         OnCommitAdvanced();
     }

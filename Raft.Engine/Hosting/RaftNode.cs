@@ -33,11 +33,10 @@ public sealed class RaftNode : IAsyncDisposable
     private Task? _snapshotTask;
     /// <summary>A snapshot was started and its <see cref="SnapshotStoredInput"/> has not been handled yet.</summary>
     private bool _snapshotPending;
-    /// <summary>Read-index requests in the order made, each with the tick after which it has waited too long.</summary>
-    private readonly Queue<(long RequestId, long DeadlineTick)> _readDeadlines = new();
+    /// <summary>Read-index requests in the order made, each with the time after which it has waited too long.</summary>
+    private readonly Queue<(long RequestId, DateTimeOffset Deadline)> _readDeadlines = new();
     private long _nextReadId;
     private long _lastApplied;
-    private long _ticks;
 
     // Inputs handed to the loop and not yet taken (bounded, see RaftNodeOptions).
     private int _queuedRequests;
@@ -317,7 +316,6 @@ public sealed class RaftNode : IAsyncDisposable
         switch (input)
         {
             case TickInput:
-                _ticks++;
                 core.Tick();
                 ExpireReadIndexWaits(core);
                 break;
@@ -355,7 +353,7 @@ public sealed class RaftNode : IAsyncDisposable
             case ReadInput read:
                 long requestId = ++_nextReadId;
                 _readsAwaitingIndex[requestId] = read.Completion;
-                _readDeadlines.Enqueue((requestId, _ticks + ReadIndexTimeoutTicks));
+                _readDeadlines.Enqueue((requestId, _time.GetUtcNow() + _options.ReadIndexTimeout));
                 core.ReadIndex(requestId);
                 break;
             case AdminInput { Kind: AdminKind.TakeSnapshot } snapshot:
@@ -598,14 +596,17 @@ public sealed class RaftNode : IAsyncDisposable
         _snapshotWaiters.Clear();
     }
 
-    private long ReadIndexTimeoutTicks => Math.Max(1, (long)Math.Ceiling(_options.ReadIndexTimeout / _options.TickInterval));
-
     /// <summary>A read whose index never came (the request or its answer was lost) fails instead of waiting forever.</summary>
     private void ExpireReadIndexWaits(RaftCore core)
     {
-        while (_readDeadlines.TryPeek(out (long RequestId, long DeadlineTick) oldest))
+        if (_readDeadlines.Count == 0)
         {
-            if (_readsAwaitingIndex.ContainsKey(oldest.RequestId) && oldest.DeadlineTick > _ticks)
+            return;
+        }
+        DateTimeOffset now = _time.GetUtcNow();
+        while (_readDeadlines.TryPeek(out (long RequestId, DateTimeOffset Deadline) oldest))
+        {
+            if (_readsAwaitingIndex.ContainsKey(oldest.RequestId) && oldest.Deadline > now)
             {
                 return; // deadlines grow with request ids: the rest are younger
             }

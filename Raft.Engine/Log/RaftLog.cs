@@ -69,6 +69,17 @@ internal sealed class RaftLog
         return result;
     }
 
+    /// <summary>The <see cref="LogEntry.Size"/> of the entries from <paramref name="from"/> up to <paramref name="to"/> (inclusive).</summary>
+    public long BytesOf(long from, long to)
+    {
+        long bytes = 0;
+        for (long i = from; i <= to; i++)
+        {
+            bytes += Get(i).Size;
+        }
+        return bytes;
+    }
+
     public void Append(LogEntry entry)
     {
         if (entry.Index != LastIndex + 1)

@@ -29,6 +29,7 @@ public sealed class GrpcTransport : ITransport, IAsyncDisposable
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<string, PeerLink> _links = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, string> _learned = new(StringComparer.Ordinal);
+    private const int MaxLearnedAddresses = 256;
 
     /// <summary>The metadata with which a peer stream names its sender and where the sender takes its own stream.</summary>
     public const string SenderIdHeader = "raft-sender-id";
@@ -49,7 +50,6 @@ public sealed class GrpcTransport : ITransport, IAsyncDisposable
         }
     }
 
-    private const int MaxLearnedAddresses = 256;
     private readonly CancellationTokenSource _stopping = new();
     private int _disposed;
 
