@@ -1,16 +1,11 @@
 using Raft.Engine.Log;
-using Raft.Engine.Replication;
+using Raft.Engine.Quorum;
 
 namespace Raft.Engine.Consensus;
 
 /// <summary>Leader election: timers, PreVote, votes, CheckQuorum and becoming leader.</summary>
 public sealed partial class RaftCore
 {
-    private readonly Dictionary<string, bool> _votes = new(StringComparer.Ordinal);
-    private int _electionElapsed;
-    private int _heartbeatElapsed;
-    private int _randomizedElectionTimeout;
-
     private void ResetElectionTimer()
     {
         _electionElapsed = 0;
@@ -42,7 +37,7 @@ public sealed partial class RaftCore
         if (_electionElapsed >= _options.ElectionTicks)
         {
             _electionElapsed = 0;
-            if (_options.CheckQuorum && !RecentlyHeardFromQuorum())
+            if (_options.CheckQuorum && !_progress.TakeRecentlyActiveQuorum(Configuration, Id))
             {
                 BecomeFollower(Term, null);
                 return;
@@ -53,17 +48,6 @@ public sealed partial class RaftCore
             _heartbeatElapsed = 0;
             BroadcastHeartbeat();
         }
-    }
-
-    /// <summary>CheckQuorum: did a majority answer since the last check? Starts a new round either way.</summary>
-    private bool RecentlyHeardFromQuorum()
-    {
-        bool active = Configuration.IsQuorum(Configuration.Voters.Where(v => v == Id || (_progress.TryGetValue(v, out Progress? p) && p.RecentActive)));
-        foreach (Progress p in _progress.Values)
-        {
-            p.RecentActive = false;
-        }
-        return active;
     }
 
     /// <summary>Within the minimum election timeout of hearing from a leader, vote requests are ignored.</summary>
@@ -80,7 +64,7 @@ public sealed partial class RaftCore
     {
         if (Term >= MaxTerm)
         {
-            return; // no server would take a higher term (see AcceptSender)
+            return; // no server would take a higher term (see SenderRules)
         }
         long campaignTerm;
         if (preVote)
@@ -97,8 +81,7 @@ public sealed partial class RaftCore
         }
         LeaderId = null;
         ResetElectionTimer();
-        _votes.Clear();
-        _votes[Id] = true;
+        _votes.Start(Id);
         if (TallyVotes())
         {
             return;
@@ -152,32 +135,27 @@ public sealed partial class RaftCore
         {
             return;
         }
-        _votes[response.From] = response.Granted;
+        _votes.Record(response.From, response.Granted);
         TallyVotes();
     }
 
     /// <summary>Acts on the votes so far: win (go on to the real election or become leader), lose, or keep waiting.</summary>
     private bool TallyVotes()
     {
-        if (Configuration.IsQuorum(_votes.Where(v => v.Value).Select(v => v.Key)))
+        switch (_votes.Outcome(Configuration))
         {
-            if (Role == Role.PreCandidate)
-            {
+            case VoteOutcome.Won when Role == Role.PreCandidate:
                 StartElection(preVote: false);
-            }
-            else
-            {
+                return true;
+            case VoteOutcome.Won:
                 BecomeLeader();
-            }
-            return true;
+                return true;
+            case VoteOutcome.Lost:
+                BecomeFollower(Term, null);
+                return true;
+            default:
+                return false;
         }
-        int rejections = _votes.Count(v => !v.Value);
-        if (Configuration.Voters.Count - rejections < Configuration.QuorumSize)
-        {
-            BecomeFollower(Term, null);
-            return true;
-        }
-        return false;
     }
 
     /// <summary>Leaders (Figure 2 and section 5.4.2): reset follower progress and append a no-op of the new term.</summary>
@@ -188,7 +166,7 @@ public sealed partial class RaftCore
         _electionElapsed = 0;
         _heartbeatElapsed = 0;
         _progress.Clear();
-        _lease?.Reset();
+        _reads.TakeAllAndReset(); // nothing waits: a candidate takes no reads; the lease starts anew
         _uncommittedBytes = _log.BytesOf(CommitIndex + 1, _log.LastIndex);
         OnConfigurationChanged();
         // Entries of earlier terms commit only through an entry of the current term; the no-op makes that happen now.

@@ -6,12 +6,8 @@ namespace Raft.Engine.Consensus;
 /// </summary>
 public sealed partial class RaftCore
 {
-    private string? _transferTarget;
-    private int _transferElapsed;
-    private bool _timeoutNowSent;
-
     /// <summary>The server leadership is being handed to, if a transfer is under way.</summary>
-    public string? TransferTarget => _transferTarget;
+    public string? TransferTarget => _transfer?.Target;
 
     public AdminResult TransferLeadership(string target)
     {
@@ -27,15 +23,13 @@ public sealed partial class RaftCore
         {
             return Refuse(AdminStatus.UnknownServer, $"{target} is not a voter ({Configuration})");
         }
-        if (_transferTarget != null)
+        if (_transfer != null)
         {
-            return Refuse(AdminStatus.InProgress, $"leadership is already being transferred to {_transferTarget}");
+            return Refuse(AdminStatus.InProgress, $"leadership is already being transferred to {_transfer.Target}");
         }
-        _transferTarget = target;
-        _transferElapsed = 0;
-        _timeoutNowSent = false;
+        _transfer = new PendingTransfer(target);
         AdvanceTransfer(target);
-        if (!_timeoutNowSent)
+        if (!_transfer.TimeoutNowSent)
         {
             SendAppend(target, sendIfEmpty: true);
         }
@@ -45,19 +39,19 @@ public sealed partial class RaftCore
     /// <summary>Once the target has every entry, tell it to campaign.</summary>
     private void AdvanceTransfer(string peer)
     {
-        if (_transferTarget == peer && !_timeoutNowSent && _progress.TryGetValue(peer, out var progress) && progress.Match == _log.LastIndex)
+        if (_transfer is { TimeoutNowSent: false } transfer && transfer.Target == peer && _progress.TryGet(peer, out var progress) && progress.Match == _log.LastIndex)
         {
             Send(new TimeoutNow(Id, peer, Term));
-            _timeoutNowSent = true;
+            transfer.TimeoutNowSent = true;
         }
     }
 
     private void TickTransfer()
     {
-        if (_transferTarget != null && ++_transferElapsed >= _options.ElectionTicks)
+        if (_transfer != null && ++_transfer.Elapsed >= _options.ElectionTicks)
         {
-            _notices.Add(new TransferAbandoned(_transferTarget));
-            _transferTarget = null;
+            _outbox.Add(new TransferAbandoned(_transfer.Target));
+            _transfer = null;
         }
     }
 
@@ -68,4 +62,12 @@ public sealed partial class RaftCore
             StartElection(preVote: false, transfer: true);
         }
     }
+}
+
+/// <summary>A transfer under way: its target, how long it has run, and whether TimeoutNow has gone out.</summary>
+internal sealed class PendingTransfer(string target)
+{
+    public string Target { get; } = target;
+    public int Elapsed { get; set; }
+    public bool TimeoutNowSent { get; set; }
 }

@@ -6,9 +6,6 @@ namespace Raft.Engine.Consensus;
 /// <summary>Log replication and commitment: AppendEntries on both sides, flow control, the commit rule.</summary>
 public sealed partial class RaftCore
 {
-    /// <summary>A leader's bytes of entries above the commit index (bounded by <see cref="RaftOptions.MaxUncommittedBytes"/>).</summary>
-    private long _uncommittedBytes;
-
     /// <summary>AppendEntries receiver (Figure 2, rules 1-5; rule 1, the stale term, is handled by ObserveTerm).</summary>
     private void HandleAppendEntries(AppendEntries append)
     {
@@ -75,7 +72,7 @@ public sealed partial class RaftCore
     /// </summary>
     private void HandleAppendEntriesResponse(AppendEntriesResponse response)
     {
-        if (Role != Role.Leader || !_progress.TryGetValue(response.From, out Progress? progress))
+        if (Role != Role.Leader || !_progress.TryGet(response.From, out Progress progress))
         {
             return;
         }
@@ -120,7 +117,7 @@ public sealed partial class RaftCore
         if (response.ConflictTerm == 0 && progress.TryForgetLostTail(response.RejectedIndex, response.ConflictIndex - 1) is long lostMatch)
         {
             // The follower's log ends before what it acknowledged (its disk lost the tail): repair it from its real end.
-            _notices.Add(new FollowerLogLost(response.From, lostMatch, response.ConflictIndex - 1));
+            _outbox.Add(new FollowerLogLost(response.From, lostMatch, response.ConflictIndex - 1));
             SendAppend(response.From, sendIfEmpty: true);
             return;
         }
@@ -149,7 +146,7 @@ public sealed partial class RaftCore
             {
                 return;
             }
-            Send(new AppendEntries(Id, to, Term, prevIndex, prevTerm, entries, CommitIndex, _readContext));
+            Send(new AppendEntries(Id, to, Term, prevIndex, prevTerm, entries, CommitIndex, _reads.Round));
             progress.OnSent(entries.Count > 0 ? entries[^1].Index : prevIndex, entries.Count > 0);
             sendIfEmpty = false;
             if (progress.State == ReplicationState.Probe)
@@ -161,7 +158,7 @@ public sealed partial class RaftCore
 
     private void BroadcastAppend()
     {
-        foreach (string peer in _progress.Keys)
+        foreach (string peer in _progress.Peers)
         {
             SendAppend(peer, sendIfEmpty: false);
         }
@@ -174,11 +171,8 @@ public sealed partial class RaftCore
     private void BroadcastHeartbeat()
     {
         _heartbeatElapsed = 0;
-        if (Lease is { } lease)
-        {
-            lease.OnRoundSent(++_readContext, _ticks); // each round gets its own number, so answers date the lease
-        }
-        foreach ((string peer, Progress progress) in _progress)
+        _reads.OnHeartbeatRound(_ticks);
+        foreach ((string peer, Progress progress) in _progress.All)
         {
             if (progress.State == ReplicationState.Snapshot || _log.TermAt(progress.Match) is not long prevTerm)
             {
@@ -194,7 +188,7 @@ public sealed partial class RaftCore
                 SendAppend(peer, sendIfEmpty: true);
                 continue;
             }
-            Send(new AppendEntries(Id, peer, Term, progress.Match, prevTerm, [], CommitIndex, _readContext));
+            Send(new AppendEntries(Id, peer, Term, progress.Match, prevTerm, [], CommitIndex, _reads.Round));
         }
     }
 
@@ -205,7 +199,7 @@ public sealed partial class RaftCore
     private void MaybeCommit()
     {
         // Counted over the configuration in force (the latest appended); learners are not voters, so never count.
-        long quorumIndex = Configuration.QuorumIndex(id => id == Id ? _stableIndex : _progress.TryGetValue(id, out Progress? p) ? p.Match : 0);
+        long quorumIndex = _progress.QuorumMatch(Configuration, Id, _stableIndex);
         if (quorumIndex <= CommitIndex)
         {
             return;

@@ -5,17 +5,11 @@ namespace Raft.Engine.Consensus;
 
 /// <summary>
 /// Snapshots and log compaction (section 7): the host snapshots the state machine, the core compacts its log, and a
-/// follower that needs compacted entries receives the snapshot in chunks (InstallSnapshot), resumable after a loss.
+/// follower that needs compacted entries receives the snapshot in chunks (InstallSnapshot; the chunks are collected by
+/// <see cref="SnapshotReceiver"/>), resumable after a loss.
 /// </summary>
 public sealed partial class RaftCore
 {
-    private Snapshot? _snapshot;
-    private Snapshot? _snapshotToInstall;
-    private IncomingSnapshot? _incoming;
-
-    /// <summary>A snapshot being received: its metadata and the bytes so far.</summary>
-    private sealed record IncomingSnapshot(SnapshotMetadata Metadata, MemoryStream Data);
-
     /// <summary>
     /// The host's check of a snapshot received from the leader, run before it replaces anything: null when the bytes are
     /// a state the state machine can restore, else why not (see <see cref="StateMachines.IStateMachine.CheckSnapshot"/>).
@@ -27,9 +21,6 @@ public sealed partial class RaftCore
     public Snapshot? LatestSnapshot => _snapshot;
 
     public long SnapshotIndex => _snapshot?.Metadata.Index ?? 0;
-
-    /// <summary>Bytes of the entries applied since the last snapshot (taken or installed), or since start.</summary>
-    private long _appliedBytesSinceSnapshot;
 
     /// <summary>
     /// Whether the host should take a snapshot: enough entries applied since the last one, holding enough bytes
@@ -99,42 +90,29 @@ public sealed partial class RaftCore
         if (metadata.Index <= CommitIndex)
         {
             // Nothing to learn: this log already holds everything up to its commit index, which matches the leader.
-            _incoming = null;
+            _incomingSnapshot.Discard();
             Send(new InstallSnapshotResponse(Id, install.From, Term, CommitIndex, 0, true));
             return;
         }
-        if (install.Offset == 0 && !(_incoming?.Metadata == metadata && _incoming.Data.Length > 0))
+        ChunkOutcome outcome = _incomingSnapshot.Receive(install);
+        switch (outcome.Result)
         {
-            _incoming = new IncomingSnapshot(metadata, new MemoryStream());
+            case ChunkResult.OutOfOrder:
+                Send(new InstallSnapshotResponse(Id, install.From, Term, metadata.Index, outcome.NextOffset, false));
+                return;
+            case ChunkResult.TooLarge:
+                _outbox.Add(new SnapshotRefused(install.From, metadata.Index, $"it is larger than the limit of {_options.MaxSnapshotBytes} bytes"));
+                Send(new InstallSnapshotResponse(Id, install.From, Term, metadata.Index, 0, false));
+                return;
+            case ChunkResult.Continue:
+                Send(new InstallSnapshotResponse(Id, install.From, Term, metadata.Index, outcome.NextOffset, false));
+                return;
         }
-        if (_incoming is null || _incoming.Metadata != metadata || install.Offset != _incoming.Data.Length)
-        {
-            // A chunk out of order, or of another snapshot: ask for what comes next (from 0 if nothing usable).
-            long expected = _incoming?.Metadata == metadata ? _incoming.Data.Length : 0;
-            Send(new InstallSnapshotResponse(Id, install.From, Term, metadata.Index, expected, false));
-            return;
-        }
-        if (_incoming.Data.Length + install.Data.Length > _options.MaxSnapshotBytes)
-        {
-            // Bounded memory: a sender cannot make this server buffer more than the limit.
-            _incoming = null;
-            _notices.Add(new SnapshotRefused(install.From, metadata.Index, $"it is larger than the limit of {_options.MaxSnapshotBytes} bytes"));
-            Send(new InstallSnapshotResponse(Id, install.From, Term, metadata.Index, 0, false));
-            return;
-        }
-        _incoming.Data.Write(install.Data);
-        if (!install.Done)
-        {
-            Send(new InstallSnapshotResponse(Id, install.From, Term, metadata.Index, _incoming.Data.Length, false));
-            return;
-        }
-
-        var snapshot = new Snapshot(metadata, _incoming.Data.ToArray());
-        _incoming = null;
+        Snapshot snapshot = outcome.Snapshot!;
         if (SnapshotCheck?.Invoke(snapshot.Data) is { } problem)
         {
             // Nothing is replaced by a state that cannot be restored: the sender may start over with a good one.
-            _notices.Add(new SnapshotRefused(install.From, metadata.Index, problem));
+            _outbox.Add(new SnapshotRefused(install.From, metadata.Index, problem));
             Send(new InstallSnapshotResponse(Id, install.From, Term, metadata.Index, 0, false));
             return;
         }
@@ -151,7 +129,7 @@ public sealed partial class RaftCore
 
     private void HandleInstallSnapshotResponse(InstallSnapshotResponse response)
     {
-        if (Role != Role.Leader || !_progress.TryGetValue(response.From, out Progress? progress))
+        if (Role != Role.Leader || !_progress.TryGet(response.From, out Progress progress))
         {
             return;
         }

@@ -1,9 +1,11 @@
 using System.Text;
+using Raft.Engine.Quorum;
 
 namespace Raft.Engine.Membership;
 
 /// <summary>
-/// Who is in the cluster: voters decide elections and commitment; learners only receive the log.
+/// Who is in the cluster: voters decide elections and commitment; learners only receive the log. The counting itself is
+/// <see cref="Majority"/>'s.
 /// A server that joins an existing cluster starts with the empty configuration and learns the real one from the leader.
 /// </summary>
 public sealed class ClusterConfiguration : IEquatable<ClusterConfiguration>
@@ -37,7 +39,8 @@ public sealed class ClusterConfiguration : IEquatable<ClusterConfiguration>
     public IReadOnlyDictionary<string, string> Addresses { get; }
     public IEnumerable<string> Members => Voters.Concat(Learners);
 
-    public int QuorumSize => (Voters.Count / 2) + 1;
+    /// <summary>How many voters decide (see <see cref="Majority"/>).</summary>
+    public int QuorumSize => Majority.Size(Voters.Count);
 
     public bool IsVoter(string id) => Voters.Contains(id);
 
@@ -46,18 +49,10 @@ public sealed class ClusterConfiguration : IEquatable<ClusterConfiguration>
     public bool IsMember(string id) => Voters.Contains(id) || Learners.Contains(id);
 
     /// <summary>Whether the voters in <paramref name="yes"/> form a majority.</summary>
-    public bool IsQuorum(IEnumerable<string> yes) => Voters.Count > 0 && yes.Count(Voters.Contains) >= QuorumSize;
+    public bool IsQuorum(IEnumerable<string> yes) => Majority.IsReached(Voters, yes);
 
     /// <summary>The highest index that a majority of voters has reached, given each voter's match index.</summary>
-    public long QuorumIndex(Func<string, long> matchOf)
-    {
-        if (Voters.Count == 0)
-        {
-            return 0;
-        }
-        long[] matches = Voters.Select(matchOf).OrderDescending().ToArray();
-        return matches[QuorumSize - 1];
-    }
+    public long QuorumIndex(Func<string, long> matchOf) => Majority.IndexOf(Voters, matchOf);
 
     public ClusterConfiguration WithLearner(string id, string? address = null) =>
         new(Voters, Learners.Append(id), address is null ? Addresses : new Dictionary<string, string>(Addresses) { [id] = address });

@@ -1,6 +1,7 @@
+using Raft.Engine.Consensus;
 using Raft.Engine.Membership;
 
-namespace Raft.Engine.Consensus;
+namespace Raft.Engine.Reads;
 
 /// <summary>
 /// The leader's lease for reads without a heartbeat round (dissertation 6.4.1; off unless <see cref="RaftOptions.LeaseReads"/>).

@@ -7,7 +7,7 @@ namespace Raft.Engine.Consensus;
 /// anyone else, or one whose term cannot be counted past, could raise every term for good or fork the log. Before the
 /// rules for all servers run, a message is dropped (as the network might have), counted, and its sender reported once:
 /// <list type="bullet">
-/// <item>when its term is not positive or cannot be incremented (above <see cref="MaxTerm"/>);</item>
+/// <item>when its term is not positive or cannot be incremented (above <see cref="RaftCore.MaxTerm"/>);</item>
 /// <item>AppendEntries or InstallSnapshot in the term of the leader this server knows from anyone else: one leader
 /// per term;</item>
 /// <item>AppendEntries or InstallSnapshot with a higher term from a server that is not a voter of this server's latest
@@ -22,40 +22,30 @@ namespace Raft.Engine.Consensus;
 /// A server that belongs to no configuration yet (it waits to be added) takes any sender's messages: it cannot know
 /// the cluster before the leader tells it. Authenticated transports close that gap.
 /// </summary>
-public sealed partial class RaftCore
+internal sealed class SenderRules
 {
-    /// <summary>The largest term a server adopts: one more must still fit a <see cref="long"/>.</summary>
-    public const long MaxTerm = long.MaxValue - 1;
-
     private const int MaxReportedSenders = 64;
-    private readonly HashSet<string> _reportedSenders = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _reported = new(StringComparer.Ordinal);
 
-    /// <summary>Messages dropped by the sender rules since the core started.</summary>
-    public long RefusedMessages { get; private set; }
+    /// <summary>Messages refused since the core started.</summary>
+    public long Refused { get; private set; }
 
-    /// <summary>Whether <paramref name="message"/> may be processed at all; when not, it is counted and dropped.</summary>
-    private bool AcceptSender(RaftMessage message)
+    /// <summary>Counts a refused message; returns a notice the first time a sender is refused (for at most 64 senders).</summary>
+    public MessageRefused? Refuse(RaftMessage message, string reason)
     {
-        string? reason = WhyRefused(message);
-        if (reason is null)
-        {
-            return true;
-        }
-        RefusedMessages++;
-        if (_reportedSenders.Count < MaxReportedSenders && _reportedSenders.Add(message.From))
-        {
-            _notices.Add(new MessageRefused(message.From, message.GetType().Name, reason));
-        }
-        return false;
+        Refused++;
+        return _reported.Count < MaxReportedSenders && _reported.Add(message.From)
+            ? new MessageRefused(message.From, message.GetType().Name, reason)
+            : null;
     }
 
-    private string? WhyRefused(RaftMessage message)
+    /// <summary>Why <paramref name="message"/> must be dropped by a server in <paramref name="term"/> that follows <paramref name="leaderId"/>, or null.</summary>
+    public static string? WhyRefused(RaftMessage message, long term, string? leaderId, ClusterConfiguration latest, ClusterConfiguration committed)
     {
-        if (message.Term is < 1 or > MaxTerm)
+        if (message.Term is < 1 or > RaftCore.MaxTerm)
         {
-            return $"term {message.Term} is outside 1..{MaxTerm}";
+            return $"term {message.Term} is outside 1..{RaftCore.MaxTerm}";
         }
-        ClusterConfiguration latest = Configuration, committed = CommittedConfiguration;
         if (!latest.Members.Any() && !committed.Members.Any())
         {
             return null; // waiting to be added: whoever leads will say
@@ -64,17 +54,17 @@ public sealed partial class RaftCore
         switch (message)
         {
             case AppendEntries or InstallSnapshot:
-                if (LeaderId != null && LeaderId != from && message.Term == Term)
+                if (leaderId != null && leaderId != from && message.Term == term)
                 {
-                    return $"{LeaderId} already leads term {Term}";
+                    return $"{leaderId} already leads term {term}";
                 }
-                return message.Term > Term && !latest.IsVoter(from) && !committed.IsVoter(from)
-                    ? $"{from} is not a voter of this server's configuration and may not raise its term {Term} to {message.Term}"
+                return message.Term > term && !latest.IsVoter(from) && !committed.IsVoter(from)
+                    ? $"{from} is not a voter of this server's configuration and may not raise its term {term} to {message.Term}"
                     : null;
             case TimeoutNow:
-                return LeaderId == from && message.Term == Term ? null : $"{from} is not the leader of term {message.Term} that this server knows";
+                return leaderId == from && message.Term == term ? null : $"{from} is not the leader of term {message.Term} that this server knows";
             default:
-                return latest.IsMember(from) || committed.IsMember(from) || from == LeaderId ? null : $"{from} is not a member of this server's configuration";
+                return latest.IsMember(from) || committed.IsMember(from) || from == leaderId ? null : $"{from} is not a member of this server's configuration";
         }
     }
 }
