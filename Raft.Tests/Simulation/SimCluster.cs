@@ -21,6 +21,10 @@ internal sealed class SimServer(string id)
     /// <summary>A crash that is due: it hits right after this step of the next batch.</summary>
     public ReadyStep? CrashAt { get; set; }
     public long CheckedCommit { get; set; }
+    /// <summary>Ticks of this server's clock per tick of the cluster's (see <see cref="FaultProfile.ClockDrift"/>).</summary>
+    public double ClockRate { get; set; } = 1;
+    /// <summary>The fraction of a tick its clock has run but not yet ticked.</summary>
+    public double ClockPhase { get; set; }
 
     public RaftCore Up => Core ?? throw new InvalidOperationException($"{Id} is down");
 }
@@ -41,6 +45,8 @@ internal sealed partial class SimCluster
     private readonly Dictionary<string, SimServer> _servers = new(StringComparer.Ordinal);
     private readonly Dictionary<string, KvCommand> _lastCommandOfClient = new(StringComparer.Ordinal);
     private readonly Random _diskRandom;
+    private readonly Random _clockRandom;
+    private (string Leader, long Term, IReadOnlySet<string> Voters)? _leaderVoters;
     private long _nextValue;
 
     /// <param name="spares">Servers beyond the initial <paramref name="size"/> that run with no configuration, ready to be added.</param>
@@ -55,6 +61,7 @@ internal sealed partial class SimCluster
         _bootstrap = new ClusterConfiguration(Ids.Take(size));
         Network = new SimNetwork(new Random(unchecked((seed * 7919) + 17))) { Faults = faults };
         _diskRandom = new Random(unchecked((seed * 31) + 5));
+        _clockRandom = new Random(unchecked((seed * 131) + 7));
         Faults = faults;
         _clients = Enumerable.Range(0, 5).Select(i => new SimClient(i)).ToArray();
         foreach (string id in Ids)
@@ -239,6 +246,21 @@ internal sealed partial class SimCluster
                     break;
             }
         }
+        if (Faults.IsolateLeaderAfterVoterChangeRate > 0 && Leader is { } leader)
+        {
+            IReadOnlySet<string> voters = leader.Up.Configuration.Voters;
+            if (_leaderVoters is var (id, term, before) && id == leader.Id && term == leader.Up.Term && !before.SetEquals(voters)
+                && _random.NextDouble() < Faults.IsolateLeaderAfterVoterChangeRate)
+            {
+                var changed = new HashSet<string>(before, StringComparer.Ordinal);
+                changed.SymmetricExceptWith(voters);
+                foreach (string other in Ids.Where(o => o != leader.Id && !changed.Contains(o)))
+                {
+                    Network.Cut(leader.Id, other);
+                }
+            }
+            _leaderVoters = (leader.Id, leader.Up.Term, voters);
+        }
         if (Network.HasCuts && Faults.HealRatePerTick > 0 && _random.NextDouble() < Faults.HealRatePerTick)
         {
             Network.HealAll();
@@ -332,14 +354,22 @@ internal sealed partial class SimCluster
         return result;
     }
 
-    /// <summary>One tick: every live server ticks, then every message due is delivered.</summary>
+    /// <summary>
+    /// One tick of the cluster's clock: every live server's clock runs on (one tick, or with drift sometimes none or
+    /// two), then every message due is delivered.
+    /// </summary>
     public void TickAll()
     {
         Now++;
         foreach (SimServer server in Servers.Where(s => s.IsUp))
         {
-            server.Up.Tick();
-            Process(server);
+            server.ClockPhase += server.ClockRate;
+            while (server.ClockPhase >= 1 && server.Core is { } core)
+            {
+                server.ClockPhase -= 1;
+                core.Tick();
+                Process(server);
+            }
         }
         DeliverDue();
         ExpireClientOperations();
@@ -461,6 +491,8 @@ internal sealed partial class SimCluster
         server.Core = new RaftCore(server.Id, bootstrap, _options, state, random, _rules) { SnapshotCheck = data => server.StateMachine.CheckSnapshot(data) };
         server.Processor = new ReadyProcessor(server.Store, server.StateMachine, new SimHost(this, server));
         server.CheckedCommit = 0;
+        server.ClockRate = 1 + (Faults.ClockDrift * ((2 * _clockRandom.NextDouble()) - 1));
+        server.ClockPhase = _clockRandom.NextDouble();
         if (state.Snapshot is { } snapshot)
         {
             server.StateMachine.RestoreSnapshotAsync(new MemoryStream(snapshot.Data)).AsTask().GetAwaiter().GetResult();

@@ -15,7 +15,17 @@ internal sealed record FaultProfile
     public double CrashMidBatchRate { get; init; }
     /// <summary>At a crash, the chance that each write the host had started but not seen durable is lost.</summary>
     public double UnsyncedWriteLossRate { get; init; }
+    /// <summary>
+    /// How far a server's clock may run from the cluster's: each server (each incarnation) ticks at a rate drawn from
+    /// [1 - drift, 1 + drift] ticks per cluster tick, so timeouts, heartbeats and leases run at different speeds.
+    /// </summary>
+    public double ClockDrift { get; init; }
     public double PartitionRatePerTick { get; init; }
+    /// <summary>
+    /// A nemesis aimed at membership changes: when a leader's voter set has just changed, the chance that it is cut off
+    /// from everyone but the server whose vote changed, so the new configuration is stranded on a minority.
+    /// </summary>
+    public double IsolateLeaderAfterVoterChangeRate { get; init; }
     public double HealRatePerTick { get; init; }
     public double ProposalRatePerTick { get; init; }
     /// <summary>Chance that a proposal is a retry of an earlier command of the same client session.</summary>
@@ -39,6 +49,8 @@ internal sealed record FaultProfile
         RestartRatePerTick = 0.02,
         CrashMidBatchRate = 0.3,
         UnsyncedWriteLossRate = 0.5,
+        // Within what the lease assumes: two clocks 10% apart lose 1.5 of an election timeout's 15 ticks; the margin is 3.
+        ClockDrift = 0.05,
         PartitionRatePerTick = 0.004,
         HealRatePerTick = 0.006,
         ProposalRatePerTick = 0.3,
