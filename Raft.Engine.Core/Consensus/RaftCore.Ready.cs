@@ -63,6 +63,7 @@ public sealed partial class RaftCore
         var ready = new Ready(hardState, toPersist, messages, committed, _snapshotToInstall, reads, notices)
         {
             MessagesBeforePersist = beforePersist,
+            KeepStoredEntriesAfterSnapshot = _snapshotToInstall != null && _snapshotKeepsStoredEntries,
         };
         _snapshotToInstall = null;
         return ready;

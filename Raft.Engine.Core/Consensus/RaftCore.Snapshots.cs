@@ -116,8 +116,12 @@ public sealed partial class RaftCore
             Send(new InstallSnapshotResponse(Id, install.From, Term, metadata.Index, 0, false));
             return;
         }
+        // The one place that decides what survives of the log after a snapshot: the suffix that continues it, here in
+        // memory and, if it is durable already, in the store too; otherwise the store drops it all and the suffix kept
+        // here is written again after the snapshot.
         bool keptSuffix = _log.ResetTo(metadata.Index, metadata.Term);
-        _stableIndex = keptSuffix ? Math.Max(_stableIndex, metadata.Index) : metadata.Index;
+        _snapshotKeepsStoredEntries = keptSuffix && _stableIndex >= metadata.Index;
+        _stableIndex = _snapshotKeepsStoredEntries ? _stableIndex : metadata.Index;
         _configurations.ResetTo(metadata.Index, metadata.Configuration);
         CommitIndex = Math.Max(CommitIndex, metadata.Index);
         _applyHandedOut = Math.Max(_applyHandedOut, metadata.Index);

@@ -50,6 +50,8 @@ public sealed partial class RaftCore
     /// <summary>New entries wait for the batch, so that proposals arriving together share AppendEntries messages.</summary>
     private bool _broadcastPending;
     private Snapshot? _snapshotToInstall;
+    /// <summary>Whether the stored entries after <see cref="_snapshotToInstall"/>'s index continue it (and are kept).</summary>
+    private bool _snapshotKeepsStoredEntries;
 
     // Logical time.
     /// <summary>Ticks since start: the clock of catch-up rounds and the lease.</summary>

@@ -9,7 +9,8 @@ public readonly record struct HardState(long Term, string? VotedFor);
 /// The output of the core, handed to the host in one batch. <see cref="Hosting.ReadyProcessor"/> carries it out in
 /// this order, which is the contract (docs/ARCHITECTURE.md explains each step):
 /// 1. send <see cref="MessagesBeforePersist"/> (a leader's AppendEntries and snapshot chunks: dissertation 10.2.1);
-/// 2. start one durable write: <see cref="SnapshotToInstall"/> if set (it replaces the log up to its index), then
+/// 2. start one durable write: <see cref="SnapshotToInstall"/> if set (it replaces the log up to its index, and all of
+///    it unless <see cref="KeepStoredEntriesAfterSnapshot"/>), then
 ///    <see cref="HardState"/> (if set) and <see cref="EntriesToPersist"/> (which replace any stored entries from the
 ///    first one's index on);
 /// 3. while it is in flight, apply the <see cref="CommittedEntries"/> that were already durable before this batch;
@@ -33,6 +34,13 @@ public sealed record Ready(
     /// AppendEntries and InstallSnapshot chunks (dissertation 10.2.1). Empty when the batch carries a hard state.
     /// </summary>
     public IReadOnlyList<RaftMessage> MessagesBeforePersist { get; init; } = [];
+
+    /// <summary>
+    /// With <see cref="SnapshotToInstall"/>: whether the stored entries after its index continue it and stay; when not,
+    /// the store drops every entry (this follower's log diverged from the leader's, or is not yet durable that far, and
+    /// <see cref="EntriesToPersist"/> holds what remains). The core decides; the store does not check terms itself.
+    /// </summary>
+    public bool KeepStoredEntriesAfterSnapshot { get; init; }
 
     /// <summary>Every message of the batch, for a host that sends only after persisting (always safe).</summary>
     public IEnumerable<RaftMessage> AllMessages => MessagesBeforePersist.Concat(Messages);

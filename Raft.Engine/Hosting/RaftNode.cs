@@ -551,7 +551,7 @@ public sealed class RaftNode : IAsyncDisposable
                 using var buffer = new MemoryStream();
                 await capture.WriteToAsync(buffer, stopping);
                 var snapshot = new Snapshot(metadata, buffer.ToArray());
-                await _store.SaveSnapshotAsync(snapshot, stopping);
+                await _store.SaveSnapshotAsync(snapshot, keepLaterEntries: true, stopping); // of applied state: the log goes on after it
                 _inputs.Writer.TryWrite(new SnapshotStoredInput(snapshot, null));
             }
             catch (Exception e)

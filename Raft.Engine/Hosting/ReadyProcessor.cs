@@ -115,7 +115,7 @@ public sealed class ReadyProcessor(ILogStore store, IStateMachine stateMachine, 
             {
                 if (ready.SnapshotToInstall is { } snapshot)
                 {
-                    await store.SaveSnapshotAsync(snapshot, cancellationToken);
+                    await store.SaveSnapshotAsync(snapshot, ready.KeepStoredEntriesAfterSnapshot, cancellationToken);
                 }
                 if (ready.HardState != null || ready.EntriesToPersist.Count > 0)
                 {

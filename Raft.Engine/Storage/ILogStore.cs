@@ -21,9 +21,10 @@ public interface ILogStore : IAsyncDisposable
 
     /// <summary>
     /// Durably replaces the stored snapshot with <paramref name="snapshot"/> and drops the entries it covers: every entry
-    /// up to its index, and every entry at all if the stored entry at its index does not have its term (a follower
-    /// installing a leader's snapshot over a divergent log). Atomic like <see cref="SaveAsync"/>. A snapshot not newer than
-    /// the stored one is ignored (a background snapshot may finish after a newer one from the leader was installed).
+    /// up to its index, and, unless <paramref name="keepLaterEntries"/>, every entry after it too (a follower installing
+    /// a leader's snapshot over a divergent log; the core decides, see <see cref="Ready.KeepStoredEntriesAfterSnapshot"/>;
+    /// a snapshot the node took of its own applied state keeps them). Atomic like <see cref="SaveAsync"/>. A snapshot not
+    /// newer than the stored one is ignored (a background snapshot may finish after a newer one from the leader was installed).
     /// </summary>
-    ValueTask SaveSnapshotAsync(Snapshot snapshot, CancellationToken cancellationToken = default);
+    ValueTask SaveSnapshotAsync(Snapshot snapshot, bool keepLaterEntries, CancellationToken cancellationToken = default);
 }

@@ -45,7 +45,7 @@ public sealed class MemoryLogStore : ILogStore
         return ValueTask.CompletedTask;
     }
 
-    public ValueTask SaveSnapshotAsync(Snapshot snapshot, CancellationToken cancellationToken = default)
+    public ValueTask SaveSnapshotAsync(Snapshot snapshot, bool keepLaterEntries, CancellationToken cancellationToken = default)
     {
         lock (_lock)
         {
@@ -54,8 +54,7 @@ public sealed class MemoryLogStore : ILogStore
             {
                 return ValueTask.CompletedTask; // not newer than the one stored (see ILogStore)
             }
-            bool matches = _entries.Any(e => e.Index == metadata.Index && e.Term == metadata.Term);
-            if (matches)
+            if (keepLaterEntries)
             {
                 _entries.RemoveAll(e => e.Index <= metadata.Index);
             }

@@ -137,8 +137,8 @@ public sealed class SqliteLogStore : ILogStore
     /// Stores a snapshot and compacts the log under it. A snapshot older than the stored one is ignored: one taken in the
     /// background may finish after a newer one from the leader was installed.
     /// </summary>
-    public ValueTask SaveSnapshotAsync(Snapshot snapshot, CancellationToken cancellationToken = default) =>
-        new(Enqueue<bool>(() => SaveSnapshot(snapshot), cancellationToken).AsTask());
+    public ValueTask SaveSnapshotAsync(Snapshot snapshot, bool keepLaterEntries, CancellationToken cancellationToken = default) =>
+        new(Enqueue<bool>(() => SaveSnapshot(snapshot, keepLaterEntries), cancellationToken).AsTask());
 
     private ValueTask<T> Enqueue<T>(Func<T> work, CancellationToken cancellationToken)
     {
@@ -318,7 +318,7 @@ public sealed class SqliteLogStore : ILogStore
         return true;
     }
 
-    private bool SaveSnapshot(Snapshot snapshot)
+    private bool SaveSnapshot(Snapshot snapshot, bool keepLaterEntries)
     {
         SnapshotMetadata metadata = snapshot.Metadata;
         if (metadata.Index <= _snapshotIndex)
@@ -333,11 +333,7 @@ public sealed class SqliteLogStore : ILogStore
         save.Parameters["$data"].Value = snapshot.Data;
         save.Parameters["$crc"].Value = (long)SqliteSchema.SnapshotChecksum(metadata.Index, metadata.Term, configuration, snapshot.Data);
         save.ExecuteNonQuery();
-        _statements.EntryExists.Parameters["$idx"].Value = metadata.Index;
-        _statements.EntryExists.Parameters["$term"].Value = metadata.Term;
-        bool suffixContinues = (long)_statements.EntryExists.ExecuteScalar()! == 1;
-        // Keep the suffix only if it continues the snapshot's last entry; otherwise the whole log is superseded.
-        if (suffixContinues)
+        if (keepLaterEntries)
         {
             _statements.CompactTo.Parameters["$idx"].Value = metadata.Index;
             _statements.CompactTo.ExecuteNonQuery();
@@ -347,7 +343,7 @@ public sealed class SqliteLogStore : ILogStore
             _statements.ClearLog.ExecuteNonQuery();
         }
         _snapshotIndex = metadata.Index;
-        _lastIndex = suffixContinues ? Math.Max(_lastIndex, metadata.Index) : metadata.Index;
+        _lastIndex = keepLaterEntries ? Math.Max(_lastIndex, metadata.Index) : metadata.Index;
         return true;
     }
 
@@ -440,7 +436,6 @@ public sealed class SqliteLogStore : ILogStore
                 INSERT INTO snapshot (id, idx, term, configuration, data, crc) VALUES (0, $idx, $term, $configuration, $data, $crc)
                 ON CONFLICT(id) DO UPDATE SET idx = excluded.idx, term = excluded.term, configuration = excluded.configuration, data = excluded.data, crc = excluded.crc;
                 """, "$idx", "$term", "$configuration", "$data", "$crc");
-            EntryExists = Make("SELECT EXISTS (SELECT 1 FROM log WHERE idx = $idx AND term = $term);", "$idx", "$term");
             CompactTo = Make("DELETE FROM log WHERE idx <= $idx;", "$idx");
             ClearLog = Make("DELETE FROM log;");
         }
@@ -450,7 +445,6 @@ public sealed class SqliteLogStore : ILogStore
         public SqliteCommand TruncateFrom { get; }
         public SqliteCommand InsertEntry { get; }
         public SqliteCommand SaveSnapshot { get; }
-        public SqliteCommand EntryExists { get; }
         public SqliteCommand CompactTo { get; }
         public SqliteCommand ClearLog { get; }
 

@@ -84,14 +84,7 @@ public sealed class ClusterMember : IHostedService, IAsyncDisposable
         PersistentState existing = _existing!;
         _bootstrap = ResolveBootstrap(existing);
 
-        var raft = new RaftOptions
-        {
-            ElectionTicks = Options.ElectionTicks,
-            HeartbeatTicks = Options.HeartbeatTicks,
-            SnapshotThreshold = Options.SnapshotThreshold,
-            SnapshotLogRatio = Options.SnapshotLogRatio,
-            LeaseReads = Options.LeaseReads,
-        };
+        RaftOptions raft = Options.ToRaftOptions();
         _node = new RaftNode(
             new RaftNodeOptions
             {

@@ -1,4 +1,5 @@
 using System.Globalization;
+using Raft.Engine.Consensus;
 
 namespace Raft.Node.Hosting;
 
@@ -156,13 +157,30 @@ public sealed class NodeOptions
             }
             ListenAddresses(name, url); // a host name that does not resolve is refused here, not bound to loopback
         }
-        if (TickMs < 1 || ElectionTicks <= HeartbeatTicks || HeartbeatTicks < 1 || SnapshotThreshold < 1 || MaxCommandBytes < 1 || !(SnapshotLogRatio >= 0)
-            || SessionTimeoutSeconds < 1 || MaxSessions < 1)
+        if (TickMs < 1 || MaxCommandBytes < 1 || SessionTimeoutSeconds < 1 || MaxSessions < 1)
         {
-            throw new FormatException("timing and size settings must be positive, and election ticks greater than heartbeat ticks");
+            throw new FormatException("--tick-ms, --max-command-bytes, --session-timeout-seconds and --max-sessions must be positive");
+        }
+        try
+        {
+            ToRaftOptions().Validate(); // the engine's rules for timing and snapshots are its own: checked there, once
+        }
+        catch (ArgumentException e)
+        {
+            throw new FormatException($"Raft settings (--election-ticks, --heartbeat-ticks, --snapshot-threshold, --snapshot-log-ratio, --lease-reads): {e.Message}", e);
         }
         ParseMembers();
     }
+
+    /// <summary>The engine's options from these settings: the one place they are carried over.</summary>
+    public RaftOptions ToRaftOptions() => new()
+    {
+        ElectionTicks = ElectionTicks,
+        HeartbeatTicks = HeartbeatTicks,
+        SnapshotThreshold = SnapshotThreshold,
+        SnapshotLogRatio = SnapshotLogRatio,
+        LeaseReads = LeaseReads,
+    };
 
     /// <summary>
     /// Where a URL's host says to listen: null for "any address" (*, +, 0.0.0.0) and "localhost" (both loopbacks),

@@ -17,7 +17,7 @@ public sealed class MeteredLogStore(ILogStore inner, NodeMetrics metrics) : ILog
         metrics.Persisted(entries.Count, Stopwatch.GetElapsedTime(start));
     }
 
-    public ValueTask SaveSnapshotAsync(Snapshot snapshot, CancellationToken cancellationToken = default) => inner.SaveSnapshotAsync(snapshot, cancellationToken);
+    public ValueTask SaveSnapshotAsync(Snapshot snapshot, bool keepLaterEntries, CancellationToken cancellationToken = default) => inner.SaveSnapshotAsync(snapshot, keepLaterEntries, cancellationToken);
 
     public ValueTask DisposeAsync() => inner.DisposeAsync();
 }

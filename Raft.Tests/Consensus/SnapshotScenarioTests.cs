@@ -1,4 +1,5 @@
 using Raft.Engine.Consensus;
+using Raft.Engine.Log;
 using Raft.Engine.StateMachines;
 using Raft.Tests.Simulation;
 
@@ -147,5 +148,21 @@ public sealed class SnapshotScenarioTests
         Assert.Equal(restarted.SnapshotIndex, restarted.CommitIndex); // what the snapshot holds is known committed
         Assert.True(cluster.RunUntil(() => cluster[leader].Up.AppliedIndex >= applied, 300));
         Assert.Equal(before, cluster[leader].StateMachine.Snapshot());
+    }
+
+    [Theory]
+    [InlineData(new long[] { 1, 1, 1, 1, 1 }, true, 5)] // the log continues the snapshot: the durable suffix stays
+    [InlineData(new long[] { 1, 1, 2, 2, 2 }, false, 3)] // diverged at the snapshot's index: the store drops everything
+    [InlineData(new long[] { 1, 1 }, false, 3)] // shorter than the snapshot: nothing to keep
+    public void The_core_tells_the_store_whether_the_log_after_an_installed_snapshot_stays(long[] followerTerms, bool keep, long lastIndexAfter)
+    {
+        RaftCore follower = CoreFixture.Core("s1", term: 1, logTerms: followerTerms);
+        var metadata = new SnapshotMetadata(3, 1, new Engine.Membership.ClusterConfiguration(CoreFixture.Three));
+        follower.Step(new InstallSnapshot("s2", "s1", 1, metadata, 0, [1, 2, 3], true));
+        Ready ready = follower.TakeReady();
+        Assert.NotNull(ready.SnapshotToInstall);
+        Assert.Equal(keep, ready.KeepStoredEntriesAfterSnapshot);
+        Assert.Equal(lastIndexAfter, follower.LastIndex);
+        Assert.Empty(ready.EntriesToPersist); // what is kept is durable already; what is not was dropped with the log
     }
 }

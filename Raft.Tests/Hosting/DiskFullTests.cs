@@ -141,8 +141,8 @@ public sealed class DiskFullTests(ITestOutputHelper output) : IAsyncLifetime
         public ValueTask SaveAsync(HardState? hardState, IReadOnlyList<LogEntry> entries, CancellationToken cancellationToken = default) =>
             Full ? throw new StorageFullException(inner.Path) : inner.SaveAsync(hardState, entries, cancellationToken);
 
-        public ValueTask SaveSnapshotAsync(Snapshot snapshot, CancellationToken cancellationToken = default) =>
-            Full ? throw new StorageFullException(inner.Path) : inner.SaveSnapshotAsync(snapshot, cancellationToken);
+        public ValueTask SaveSnapshotAsync(Snapshot snapshot, bool keepLaterEntries, CancellationToken cancellationToken = default) =>
+            Full ? throw new StorageFullException(inner.Path) : inner.SaveSnapshotAsync(snapshot, keepLaterEntries, cancellationToken);
 
         public ValueTask DisposeAsync() => inner.DisposeAsync();
     }

@@ -114,7 +114,7 @@ public sealed class RaftNodeTests : IAsyncLifetime
             await _inner.SaveAsync(hardState, entries, cancellationToken);
         }
 
-        public ValueTask SaveSnapshotAsync(Snapshot snapshot, CancellationToken cancellationToken = default) => _inner.SaveSnapshotAsync(snapshot, cancellationToken);
+        public ValueTask SaveSnapshotAsync(Snapshot snapshot, bool keepLaterEntries, CancellationToken cancellationToken = default) => _inner.SaveSnapshotAsync(snapshot, keepLaterEntries, cancellationToken);
 
         public ValueTask DisposeAsync() => ValueTask.CompletedTask;
     }
@@ -207,7 +207,7 @@ public sealed class RaftNodeTests : IAsyncLifetime
         public ValueTask SaveAsync(HardState? hardState, IReadOnlyList<LogEntry> entries, CancellationToken cancellationToken = default) =>
             Interlocked.Increment(ref _saves) > goodSaves ? throw new IOException("disk I/O error") : _inner.SaveAsync(hardState, entries, cancellationToken);
 
-        public ValueTask SaveSnapshotAsync(Snapshot snapshot, CancellationToken cancellationToken = default) => _inner.SaveSnapshotAsync(snapshot, cancellationToken);
+        public ValueTask SaveSnapshotAsync(Snapshot snapshot, bool keepLaterEntries, CancellationToken cancellationToken = default) => _inner.SaveSnapshotAsync(snapshot, keepLaterEntries, cancellationToken);
 
         public ValueTask DisposeAsync() => ValueTask.CompletedTask;
     }
@@ -573,7 +573,7 @@ public sealed class RaftNodeTests : IAsyncLifetime
             await _inner.SaveAsync(hardState, entries, cancellationToken);
         }
 
-        public ValueTask SaveSnapshotAsync(Snapshot snapshot, CancellationToken cancellationToken = default) => _inner.SaveSnapshotAsync(snapshot, cancellationToken);
+        public ValueTask SaveSnapshotAsync(Snapshot snapshot, bool keepLaterEntries, CancellationToken cancellationToken = default) => _inner.SaveSnapshotAsync(snapshot, keepLaterEntries, cancellationToken);
 
         public ValueTask DisposeAsync() => ValueTask.CompletedTask;
     }

@@ -36,4 +36,17 @@ public sealed class NodeOptionsTests
         Assert.Equal([System.Net.IPAddress.Parse("127.0.0.2")], NodeOptions.ListenAddresses("--grpc-url", "http://127.0.0.2:7001"));
         Options("n1=http://127.0.0.1:7001,n2=http://127.0.0.1:7002").Validate(); // and a good list passes
     }
+
+    [Theory]
+    [InlineData(5, 5, "ElectionTicks must be greater than HeartbeatTicks")]
+    [InlineData(15, 0, "HeartbeatTicks must be at least 1")]
+    public void Raft_timing_is_checked_by_the_engines_own_rule_and_named_as_flags(int election, int heartbeat, string problem)
+    {
+        NodeOptions options = Options("");
+        options.ElectionTicks = election;
+        options.HeartbeatTicks = heartbeat;
+        var refused = Assert.Throws<FormatException>(options.Validate);
+        Assert.Contains(problem, refused.Message, StringComparison.Ordinal);
+        Assert.Contains("--election-ticks", refused.Message, StringComparison.Ordinal);
+    }
 }

@@ -509,7 +509,7 @@ internal sealed partial class SimCluster
         using var buffer = new MemoryStream();
         server.StateMachine.CaptureSnapshot().WriteToAsync(buffer).AsTask().GetAwaiter().GetResult();
         var snapshot = new Snapshot(core.SnapshotMetadataAt(core.AppliedIndex), buffer.ToArray());
-        server.Store.SaveSnapshotAsync(snapshot).AsTask().GetAwaiter().GetResult();
+        server.Store.SaveSnapshotAsync(snapshot, keepLaterEntries: true).AsTask().GetAwaiter().GetResult();
         server.Store.Sync();
         core.OnSnapshotTaken(snapshot);
         SnapshotsTaken++;

@@ -24,9 +24,9 @@ internal sealed class SimDisk : ILogStore
         return ValueTask.CompletedTask;
     }
 
-    public ValueTask SaveSnapshotAsync(Snapshot snapshot, CancellationToken cancellationToken = default)
+    public ValueTask SaveSnapshotAsync(Snapshot snapshot, bool keepLaterEntries, CancellationToken cancellationToken = default)
     {
-        _unsynced.Add(() => _durable.SaveSnapshotAsync(snapshot, cancellationToken));
+        _unsynced.Add(() => _durable.SaveSnapshotAsync(snapshot, keepLaterEntries, cancellationToken));
         return ValueTask.CompletedTask;
     }
 

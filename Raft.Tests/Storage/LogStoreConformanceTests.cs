@@ -85,7 +85,7 @@ public abstract class LogStoreConformanceTests : IAsyncLifetime
     public async Task A_snapshot_replaces_the_entries_it_covers_and_keeps_the_suffix_that_continues_it()
     {
         await Store.SaveAsync(new HardState(2, null), [E(1, 1), E(2, 1), E(3, 2), E(4, 2)]);
-        await Store.SaveSnapshotAsync(Snap(3, 2));
+        await Store.SaveSnapshotAsync(Snap(3, 2), keepLaterEntries: true);
         PersistentState state = await Store.LoadAsync();
         Assert.Equal(3, state.Snapshot!.Metadata.Index);
         Assert.Equal(new ClusterConfiguration(["s1", "s2"], ["s3"]), state.Snapshot.Metadata.Configuration);
@@ -98,10 +98,10 @@ public abstract class LogStoreConformanceTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task A_snapshot_that_does_not_continue_the_log_replaces_all_of_it()
+    public async Task A_snapshot_that_does_not_continue_the_log_replaces_all_of_it_when_told_so()
     {
         await Store.SaveAsync(new HardState(2, null), [E(1, 1), E(2, 1), E(3, 1)]);
-        await Store.SaveSnapshotAsync(Snap(5, 4, "newer")); // the leader's snapshot: this log diverged or is behind
+        await Store.SaveSnapshotAsync(Snap(5, 4, "newer"), keepLaterEntries: false); // the leader's snapshot: this log diverged or is behind
         PersistentState state = await Store.LoadAsync();
         Assert.Empty(state.Entries);
         Assert.Equal((5L, 4L), (state.Snapshot!.Metadata.Index, state.Snapshot.Metadata.Term));
@@ -116,8 +116,8 @@ public abstract class LogStoreConformanceTests : IAsyncLifetime
     public async Task A_snapshot_older_than_the_stored_one_is_ignored()
     {
         await Store.SaveAsync(new HardState(4, null), [E(1, 1), E(2, 1), E(3, 2), E(4, 4), E(5, 4)]);
-        await Store.SaveSnapshotAsync(Snap(4, 4, "installed from the leader"));
-        await Store.SaveSnapshotAsync(Snap(2, 1, "taken earlier, stored late"));
+        await Store.SaveSnapshotAsync(Snap(4, 4, "installed from the leader"), keepLaterEntries: true);
+        await Store.SaveSnapshotAsync(Snap(2, 1, "taken earlier, stored late"), keepLaterEntries: true);
         Store = await ReopenAsync(Store);
         PersistentState state = await Store.LoadAsync();
         Assert.Equal("installed from the leader", Encoding.UTF8.GetString(state.Snapshot!.Data));
@@ -128,8 +128,8 @@ public abstract class LogStoreConformanceTests : IAsyncLifetime
     public async Task Saving_the_same_snapshot_again_keeps_the_entries_after_it()
     {
         await Store.SaveAsync(new HardState(1, null), [E(1, 1), E(2, 1), E(3, 1)]);
-        await Store.SaveSnapshotAsync(Snap(2, 1));
-        await Store.SaveSnapshotAsync(Snap(2, 1));
+        await Store.SaveSnapshotAsync(Snap(2, 1), keepLaterEntries: true);
+        await Store.SaveSnapshotAsync(Snap(2, 1), keepLaterEntries: true);
         await Store.SaveAsync(null, [E(4, 1)]);
         AssertSameLog([E(3, 1), E(4, 1)], (await Store.LoadAsync()).Entries);
     }
@@ -141,7 +141,7 @@ public abstract class LogStoreConformanceTests : IAsyncLifetime
         [
             Store.SaveAsync(new HardState(1, "s1"), [E(1, 1), E(2, 1), E(3, 1)]).AsTask(),
             Store.SaveAsync(new HardState(2, null), [E(3, 2)]).AsTask(),
-            Store.SaveSnapshotAsync(Snap(2, 1)).AsTask(),
+            Store.SaveSnapshotAsync(Snap(2, 1), keepLaterEntries: true).AsTask(),
             Store.SaveAsync(null, [E(4, 2)]).AsTask(),
         ];
         await Task.WhenAll(saves);

@@ -148,7 +148,7 @@ public sealed class SqliteCrashTests(ITestOutputHelper output) : IDisposable
                 // A snapshot of everything so far (the last batch's term is the term at its end).
                 long at = last;
                 var metadata = new SnapshotMetadata(at, term, new Raft.Engine.Membership.ClusterConfiguration(["s1"]));
-                await store.SaveSnapshotAsync(new Snapshot(metadata, SnapshotPayload(at)));
+                await store.SaveSnapshotAsync(new Snapshot(metadata, SnapshotPayload(at)), keepLaterEntries: true);
                 snapshotIndex = at;
                 Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"snapshot {at}"));
                 Console.Out.Flush();
