@@ -96,17 +96,35 @@ public sealed class RaftNode : IAsyncDisposable
             throw new InvalidOperationException("already started");
         }
         PersistentState state = await _store.LoadAsync(cancellationToken);
+        var bootstrap = _options.Members.Count > 0 ? new ClusterConfiguration(_options.Members, null, _options.Addresses) : ClusterConfiguration.Empty;
+        if (state.HardState.Term == 0 && state.Entries.Count == 0 && state.Snapshot is null && _options.Members.Count > 0)
+        {
+            state = state with { Snapshot = await BootstrapAsync(bootstrap, cancellationToken) };
+        }
         if (state.Snapshot is { } snapshot)
         {
             await _stateMachine.RestoreSnapshotAsync(new MemoryStream(snapshot.Data, writable: false), cancellationToken);
         }
         var random = new Random(_options.RandomSeed ?? Random.Shared.Next());
-        var bootstrap = _options.Members.Count > 0 ? new ClusterConfiguration(_options.Members, null, _options.Addresses) : ClusterConfiguration.Empty;
         _core = new RaftCore(_options.Id, bootstrap, _options.Raft, state, random) { SnapshotCheck = _stateMachine.CheckSnapshot };
         _processor = new ReadyProcessor(_store, _stateMachine, new ReadyHost(this));
         _status = RaftNodeStatus.Of(_core);
         _loop = Task.Run(RunAsync, CancellationToken.None);
         _ticker = _time.CreateTimer(_ => _inputs.Writer.TryWrite(TickInput.Instance), null, _options.TickInterval, _options.TickInterval);
+    }
+
+    /// <summary>
+    /// A new cluster's first start: the initial configuration is stored as a snapshot at index 0 (of the state machine
+    /// as it starts), so that the log and its snapshot are the one record of who the members are. After this the node
+    /// never depends on <see cref="RaftNodeOptions.Members"/> again: a restart reads the store.
+    /// </summary>
+    private async Task<Snapshot> BootstrapAsync(ClusterConfiguration configuration, CancellationToken cancellationToken)
+    {
+        using var initial = new MemoryStream();
+        await _stateMachine.CaptureSnapshot().WriteToAsync(initial, cancellationToken);
+        var snapshot = new Snapshot(new SnapshotMetadata(0, 0, configuration), initial.ToArray());
+        await _store.SaveSnapshotAsync(snapshot, keepLaterEntries: true, cancellationToken);
+        return snapshot;
     }
 
     /// <summary>Peer messages dropped because <see cref="RaftNodeOptions.MaxQueuedMessages"/> were already waiting.</summary>

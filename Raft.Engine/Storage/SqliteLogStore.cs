@@ -20,6 +20,7 @@ public sealed class SqliteLogStore : ILogStore
     private readonly Thread _writer;
     private readonly Statements _statements;
     private long _lastIndex;
+    /// <summary>The stored snapshot's index; -1 when there is none (a bootstrap snapshot is at index 0).</summary>
     private long _snapshotIndex;
     private int _disposed;
     private volatile bool _abandoned;
@@ -32,7 +33,7 @@ public sealed class SqliteLogStore : ILogStore
         _lock = fileLock;
         Path = path;
         _statements = new Statements(connection);
-        _snapshotIndex = Scalar(connection, "SELECT COALESCE((SELECT idx FROM snapshot WHERE id = 0), 0);");
+        _snapshotIndex = Scalar(connection, "SELECT COALESCE((SELECT idx FROM snapshot WHERE id = 0), -1);");
         _lastIndex = Math.Max(_snapshotIndex, Scalar(connection, "SELECT COALESCE(MAX(idx), 0) FROM log;"));
         _writer = new Thread(RunWriter) { IsBackground = true, Name = $"sqlite writer {System.IO.Path.GetFileName(path)}" };
         _writer.Start();
@@ -294,9 +295,9 @@ public sealed class SqliteLogStore : ILogStore
         if (entries.Count > 0)
         {
             long first = entries[0].Index;
-            if (first <= _snapshotIndex || first > _lastIndex + 1)
+            if (first < 1 || first <= _snapshotIndex || first > _lastIndex + 1)
             {
-                throw new ArgumentException($"entries start at {first}; the stored log holds {_snapshotIndex + 1}..{_lastIndex}", nameof(entries));
+                throw new ArgumentException($"entries start at {first}; the stored log holds {Math.Max(_snapshotIndex, 0) + 1}..{_lastIndex}", nameof(entries));
             }
             if (first <= _lastIndex)
             {

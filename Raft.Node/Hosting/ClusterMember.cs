@@ -1,5 +1,7 @@
 using Raft.Engine.Consensus;
 using Raft.Engine.Hosting;
+using Raft.Engine.Log;
+using Raft.Engine.Membership;
 using Raft.Engine.StateMachines;
 using Raft.Engine.Storage;
 using Raft.Node.Faults;
@@ -14,7 +16,8 @@ namespace Raft.Node.Hosting;
 /// </summary>
 public sealed class ClusterMember : IHostedService, IAsyncDisposable
 {
-    private const string BootstrapFile = "members.txt";
+    /// <summary>Where versions before the bootstrap snapshot recorded the initial member list; read, never written.</summary>
+    private const string LegacyBootstrapFile = "members.txt";
     private readonly ILoggerFactory _loggers;
     private readonly ILogger _logger;
     private readonly NodeMetrics _metrics;
@@ -112,24 +115,31 @@ public sealed class ClusterMember : IHostedService, IAsyncDisposable
     }
 
     /// <summary>
-    /// The bootstrap member list is written on first start; a node that already holds state recovers it from its data
-    /// folder and ignores --members (the log and snapshots say who the members are now).
+    /// The initial members, for a node that starts with no state: the engine records them as its first snapshot, and
+    /// from then on the log and its snapshots are the one record of the membership. A node that holds state ignores
+    /// --members (and says so when they differ). A data folder from before the bootstrap snapshot has no snapshot and
+    /// a members.txt: that list is used as it was then.
     /// </summary>
     private IReadOnlyDictionary<string, string> ResolveBootstrap(PersistentState existing)
     {
-        string path = Path.Combine(Options.DataDirectory, BootstrapFile);
         bool hasState = existing.HardState.Term > 0 || existing.Entries.Count > 0 || existing.Snapshot != null;
-        if (hasState && File.Exists(path))
+        if (!hasState)
         {
-            var stored = new NodeOptions { Id = Options.Id, Members = File.ReadAllText(path).Trim() }.ParseMembers(checkOwnAddress: false);
-            if (_bootstrap.Count > 0 && !stored.OrderBy(m => m.Key).SequenceEqual(_bootstrap.OrderBy(m => m.Key)))
-            {
-                _logger.LogWarning("{Folder} holds state: ignoring --members and recovering the cluster recorded there", Options.DataDirectory);
-            }
-            return stored;
+            return _bootstrap;
         }
-        File.WriteAllText(path, string.Join(",", _bootstrap.Select(m => $"{m.Key}={m.Value}")));
-        return _bootstrap;
+        string legacy = Path.Combine(Options.DataDirectory, LegacyBootstrapFile);
+        if (existing.Snapshot is null && File.Exists(legacy))
+        {
+            return new NodeOptions { Id = Options.Id, Members = File.ReadAllText(legacy).Trim() }.ParseMembers(checkOwnAddress: false);
+        }
+        ClusterConfiguration? recorded = existing.Entries.LastOrDefault(e => e.Kind == EntryKind.Configuration) is { } entry
+            ? ClusterConfiguration.Decode(entry.Data)
+            : existing.Snapshot?.Metadata.Configuration;
+        if (_bootstrap.Count > 0 && (recorded is null || !recorded.Voters.Concat(recorded.Learners).Order(StringComparer.Ordinal).SequenceEqual(_bootstrap.Keys.Order(StringComparer.Ordinal))))
+        {
+            _logger.LogWarning("{Folder} holds state: ignoring --members; the cluster recorded there is {Configuration}", Options.DataDirectory, recorded?.ToString() ?? "not known yet");
+        }
+        return new Dictionary<string, string>();
     }
 
     /// <summary>Why this member's engine stopped working, or null: health reports it, and the process exits non-zero.</summary>

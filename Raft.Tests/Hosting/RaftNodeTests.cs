@@ -280,6 +280,32 @@ public sealed class RaftNodeTests : IAsyncLifetime
         Assert.Equal((5L, 0L), (again.Status.LastIndex, again.Status.SnapshotIndex));
     }
 
+    [Fact]
+    public async Task The_initial_members_are_recorded_in_the_store_and_a_restart_with_another_list_keeps_them()
+    {
+        string path = Path.Combine(_folder, "bootstrap.db");
+        RaftNode node = await StartAsync("n1", SqliteLogStore.Open(path), members: ["n1"]);
+        await WaitUntilAsync(() => node.Status.Role == Role.Leader);
+        await PutAsync(node, "k", "v");
+        await node.DisposeAsync();
+        _nodes.Remove(node);
+        _network.Detach("n1");
+        await _stores["n1"].DisposeAsync();
+
+        await using (SqliteLogStore store = SqliteLogStore.Open(path))
+        {
+            // The one record of the membership: a snapshot at index 0 that holds it, and the log after it.
+            Snapshot bootstrap = (await store.LoadAsync()).Snapshot!;
+            Assert.Equal((0L, 0L), (bootstrap.Metadata.Index, bootstrap.Metadata.Term));
+            Assert.Equal(["n1"], bootstrap.Metadata.Configuration.Voters);
+        }
+        // Given three members now, it still is the one-member cluster it was, and leads it alone.
+        RaftNode again = await StartAsync("n1", SqliteLogStore.Open(path), members: ["n1", "n2", "n3"]);
+        Assert.Equal(["n1"], again.Status.Configuration.Voters);
+        await WaitUntilAsync(() => again.Status.Role == Role.Leader);
+        Assert.Equal("v", _machines["n1"].GetLocal("k"));
+    }
+
     /// <summary>Counts what a node sends, then passes it on.</summary>
     private sealed class CountingTransport(ITransport inner) : ITransport
     {
