@@ -130,6 +130,17 @@ public enum KvStatus : byte
 /// <summary>The answer to a <see cref="KvCommand"/>: a status and, for get and put, the value (or previous value).</summary>
 public sealed record KvResult(KvStatus Status, string? Value = null)
 {
+    /// <summary>
+    /// The log index of the entry whose command produced this result (a retry in a session gets the first one's);
+    /// 0 for results stored by versions that did not record it.
+    /// </summary>
+    public long Index { get; init; }
+
+    /// <summary>Results are equal when their outcomes are (status and value): where they were applied is not part of it.</summary>
+    public bool Equals(KvResult? other) => other is not null && Status == other.Status && Value == other.Value;
+
+    public override int GetHashCode() => HashCode.Combine(Status, Value);
+
     public byte[] Encode()
     {
         using var buffer = new MemoryStream();
@@ -137,6 +148,7 @@ public sealed record KvResult(KvStatus Status, string? Value = null)
         {
             writer.Write((byte)Status);
             KvCommand.WriteOptional(writer, Value);
+            writer.Write(Index);
         }
         return buffer.ToArray();
     }
@@ -145,6 +157,9 @@ public sealed record KvResult(KvStatus Status, string? Value = null)
     {
         using var reader = new BinaryReader(new MemoryStream(data, writable: false), Encoding.UTF8);
         var status = (KvStatus)reader.ReadByte();
-        return new KvResult(status, KvCommand.ReadOptional(reader));
+        string? value = KvCommand.ReadOptional(reader);
+        // Results cached in sessions by earlier versions end here.
+        long index = reader.BaseStream.Position < reader.BaseStream.Length ? reader.ReadInt64() : 0;
+        return new KvResult(status, value) { Index = index };
     }
 }

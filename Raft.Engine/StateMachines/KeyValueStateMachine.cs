@@ -105,7 +105,7 @@ public sealed class KeyValueStateMachine(int maxSessions = 10_000, TimeSpan? ses
             ExpireIdleSessions();
             if (decoded.ClientId.Length == 0)
             {
-                return Execute(decoded).Encode(); // no session: a retry may apply twice
+                return (Execute(decoded) with { Index = index }).Encode(); // no session: a retry may apply twice
             }
 
             byte[] digest = DigestOf(decoded);
@@ -130,7 +130,7 @@ public sealed class KeyValueStateMachine(int maxSessions = 10_000, TimeSpan? ses
                     $"session {decoded.ClientId} is not known here (idle past {SessionTimeout.TotalSeconds:F0} s, or evicted); nothing was applied: start a new session").Encode();
             }
 
-            byte[] result = Execute(decoded).Encode();
+            byte[] result = (Execute(decoded) with { Index = index }).Encode();
             Remember(new Session(decoded.ClientId, decoded.Sequence, result, index, digest, _clockMs));
             return result;
         }
@@ -225,7 +225,15 @@ public sealed class KeyValueStateMachine(int maxSessions = 10_000, TimeSpan? ses
 
     private sealed class Capture(long applied, long clockMs, KeyValuePair<string, string>[] data, Session[] sessions) : IStateCapture
     {
-        public ValueTask WriteToAsync(Stream destination, CancellationToken cancellationToken = default)
+        /// <summary>Encodes in memory (cheap, CPU only), then writes to <paramref name="destination"/> asynchronously.</summary>
+        public async ValueTask WriteToAsync(Stream destination, CancellationToken cancellationToken = default)
+        {
+            using var encoded = new MemoryStream();
+            Encode(encoded);
+            await destination.WriteAsync(encoded.GetBuffer().AsMemory(0, (int)encoded.Length), cancellationToken);
+        }
+
+        private void Encode(Stream destination)
         {
             using var writer = new BinaryWriter(destination, Encoding.UTF8, leaveOpen: true);
             writer.Write(SnapshotMagic);
@@ -249,7 +257,6 @@ public sealed class KeyValueStateMachine(int maxSessions = 10_000, TimeSpan? ses
                 writer.Write(session.Digest);
                 writer.Write(session.LastUsedMs);
             }
-            return ValueTask.CompletedTask;
         }
     }
 
@@ -258,7 +265,7 @@ public sealed class KeyValueStateMachine(int maxSessions = 10_000, TimeSpan? ses
         try
         {
             var scratch = new KeyValueStateMachine(MaxSessions, SessionTimeout);
-            scratch.RestoreSnapshotAsync(new MemoryStream(data, writable: false)).AsTask().GetAwaiter().GetResult();
+            scratch.Restore(new MemoryStream(data, writable: false));
             return null;
         }
         catch (Exception e) when (e is InvalidDataException or EndOfStreamException or IOException or FormatException or ArgumentException or OverflowException or OutOfMemoryException)
@@ -267,7 +274,20 @@ public sealed class KeyValueStateMachine(int maxSessions = 10_000, TimeSpan? ses
         }
     }
 
-    public ValueTask RestoreSnapshotAsync(Stream source, CancellationToken cancellationToken = default)
+    /// <summary>Reads <paramref name="source"/> asynchronously (unless it is in memory already), then restores from memory.</summary>
+    public async ValueTask RestoreSnapshotAsync(Stream source, CancellationToken cancellationToken = default)
+    {
+        if (source is not MemoryStream)
+        {
+            var copy = new MemoryStream();
+            await source.CopyToAsync(copy, cancellationToken);
+            copy.Position = 0;
+            source = copy;
+        }
+        Restore(source);
+    }
+
+    private void Restore(Stream source)
     {
         using var reader = new BinaryReader(source, Encoding.UTF8, leaveOpen: true);
         uint magic = reader.ReadUInt32();
@@ -318,6 +338,5 @@ public sealed class KeyValueStateMachine(int maxSessions = 10_000, TimeSpan? ses
                 _sessions[session.ClientId] = _byLastUse.AddLast(session);
             }
         }
-        return ValueTask.CompletedTask;
     }
 }

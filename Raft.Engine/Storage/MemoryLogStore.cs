@@ -3,7 +3,11 @@ using Raft.Engine.Log;
 
 namespace Raft.Engine.Storage;
 
-/// <summary>An in-memory <see cref="ILogStore"/> for tests and for state that may be lost. "Reopening" it is loading again.</summary>
+/// <summary>
+/// An in-memory <see cref="ILogStore"/> for tests and for state that may be lost. "Reopening" it is loading again.
+/// Its methods are the interface's, so they are named *Async, but every one completes before it returns: there is
+/// nothing to wait for (the simulator relies on it).
+/// </summary>
 public sealed class MemoryLogStore : ILogStore
 {
     private readonly Lock _lock = new();

@@ -78,7 +78,7 @@ public sealed class KeyValueService(ClusterMember member, NodeMetrics metrics) :
         Validate(request.Key, request.Value);
         (string client, long sequence) = SessionOf(request.Session);
         KvResult result = await WriteAsync(KvCommand.Put(request.Key, request.Value, client, sequence), context);
-        var reply = new PutReply { ServedBy = member.Id, Index = member.Node.Status.AppliedIndex };
+        var reply = new PutReply { ServedBy = member.Id, Index = result.Index };
         if (result.Value != null)
         {
             reply.Previous = result.Value;

@@ -79,6 +79,26 @@ public sealed class NodeClusterTests
     }
 
     [Fact]
+    public async Task A_put_reports_the_index_of_its_own_entry_and_a_retry_in_its_session_the_same_one()
+    {
+        await using var cluster = new NodeTestCluster(3);
+        await cluster.StartAllAsync();
+        string leader = await cluster.WaitForLeaderAsync();
+        KeyValue.KeyValueClient kv = cluster.KeyValue(leader);
+        var session = new Session { ClientId = "index-test", Sequence = 1 };
+        PutReply first = await kv.PutAsync(new PutRequest { Key = "k", Value = "v1", Session = session });
+        // Unrelated writes move the applied index on.
+        await Task.WhenAll(Enumerable.Range(0, 20).Select(i => kv.PutAsync(new PutRequest { Key = $"other{i}", Value = "x" }).ResponseAsync));
+        PutReply retry = await kv.PutAsync(new PutRequest { Key = "k", Value = "v1", Session = session });
+        Assert.Equal(first.Index, retry.Index);
+
+        Raft.Engine.Hosting.RaftNode node = cluster.Member(leader).Node;
+        Assert.True(first.Index > 0 && first.Index < node.Status.AppliedIndex);
+        var command = Raft.Engine.StateMachines.KvCommand.Decode((await node.ReadLogAsync(first.Index, 1)).Single().Data);
+        Assert.Equal(("k", "v1", "index-test"), (command.Key, command.Value, command.ClientId));
+    }
+
+    [Fact]
     public async Task An_isolated_leader_is_replaced_its_writes_fail_and_after_healing_all_logs_agree()
     {
         await using var cluster = new NodeTestCluster(3);

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Grpc.Net.Client;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Raft.Node.Client;
 using Raft.Node.Hosting;
@@ -75,6 +76,9 @@ internal sealed class NodeTestCluster : IAsyncDisposable
         await app.StartAsync();
         _running[id] = app;
     }
+
+    /// <summary>The in-process cluster member of a running node, for looking at its engine directly.</summary>
+    public ClusterMember Member(string id) => _running[id].Services.GetRequiredService<ClusterMember>();
 
     public MemberSpec AddSpec(string id)
     {
