@@ -28,9 +28,15 @@ public sealed class ClusterMember : IHostedService, IAsyncDisposable
     private RaftNode? _node;
     private Exception? _failure;
     private readonly IHostApplicationLifetime? _lifetime;
+    private readonly SharedClusterTime? _sharedTime;
 
-    public ClusterMember(NodeOptions options, NodeMetrics metrics, ILoggerFactory loggers, IHostApplicationLifetime? lifetime = null)
+    /// <param name="sharedTime">
+    /// For nodes of one process that a person watches (the dashboard's embedded cluster): one clock and one message
+    /// gate for all of them, so that the whole cluster can be paused, stepped and slowed down. Null: real time.
+    /// </param>
+    public ClusterMember(NodeOptions options, NodeMetrics metrics, ILoggerFactory loggers, IHostApplicationLifetime? lifetime = null, SharedClusterTime? sharedTime = null)
     {
+        _sharedTime = sharedTime;
         _lifetime = lifetime;
         Options = options;
         _metrics = metrics;
@@ -39,7 +45,10 @@ public sealed class ClusterMember : IHostedService, IAsyncDisposable
         _bootstrap = options.ParseMembers();
         StateMachine = new KeyValueStateMachine(options.MaxSessions, TimeSpan.FromSeconds(options.SessionTimeoutSeconds));
         Faults = new FaultInjector(options.EnableFaultInjection);
-        Transport = new GrpcTransport(options.Id, options.GrpcUrl, AddressOf, Replies, Faults, metrics, Tracer, loggers.CreateLogger<GrpcTransport>());
+        Transport = new GrpcTransport(options.Id, options.GrpcUrl, AddressOf, Replies, Faults, metrics, Tracer, loggers.CreateLogger<GrpcTransport>())
+        {
+            Gate = sharedTime?.Gate,
+        };
     }
 
     public NodeOptions Options { get; }
@@ -99,7 +108,8 @@ public sealed class ClusterMember : IHostedService, IAsyncDisposable
             },
             _store!,
             StateMachine,
-            Transport);
+            Transport,
+            _sharedTime?.Clock);
         _node.EventRaised += e =>
         {
             if (e is ProblemDetected problem)
@@ -196,3 +206,6 @@ public sealed class ClusterMember : IHostedService, IAsyncDisposable
         }
     }
 }
+
+/// <summary>The clock and the message gate that the nodes of one watched cluster share (see <see cref="ControllableClock"/>).</summary>
+public sealed record SharedClusterTime(ControllableClock Clock, MessageGate Gate);

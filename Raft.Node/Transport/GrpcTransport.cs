@@ -55,6 +55,9 @@ public sealed class GrpcTransport : ITransport, IAsyncDisposable
 
     private readonly Events.MessageTracer _tracer;
 
+    /// <summary>Where messages wait on a shared, controllable clock (the embedded cluster); null sends at once.</summary>
+    public MessageGate? Gate { get; init; }
+
     public GrpcTransport(string self, string? selfUrl, Func<string, string?> addressOf, ReplyCorrelator replies, FaultInjector faults, NodeMetrics metrics,
         Events.MessageTracer tracer, ILogger<GrpcTransport> logger)
     {
@@ -81,6 +84,20 @@ public sealed class GrpcTransport : ITransport, IAsyncDisposable
             return;
         }
         _tracer.Sent(message);
+        if (Gate is { } gate)
+        {
+            gate.Send(message, () => Transmit(message));
+            return;
+        }
+        Transmit(message);
+    }
+
+    private void Transmit(RaftMessage message)
+    {
+        if (Volatile.Read(ref _disposed) == 1)
+        {
+            return;
+        }
         string? address = _addressOf(message.To) ?? _learned.GetValueOrDefault(message.To);
         if (address is null)
         {

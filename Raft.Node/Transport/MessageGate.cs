@@ -1,0 +1,102 @@
+using Raft.Engine.Consensus;
+using Raft.Engine.Hosting;
+
+namespace Raft.Node.Transport;
+
+/// <summary>A peer message on its way, as the gate holds it: who sends what to whom, and when it left and lands.</summary>
+public sealed record InFlightMessage(long Id, RaftMessage Message, TimeSpan SentAt, TimeSpan ArrivesAt);
+
+/// <summary>
+/// Where the messages of an embedded cluster wait between their sender and the wire, on the cluster's
+/// <see cref="ControllableClock"/>: each spends <see cref="FlightTime"/> of cluster time in flight (so a slowed-down
+/// cluster shows it travelling), none moves while the clock is paused, and <see cref="DeliverNext"/> lets the oldest
+/// one go at once (one message, stepped). Shared by every node of the cluster, so the order is the cluster's.
+/// </summary>
+public sealed class MessageGate(ControllableClock clock)
+{
+    private readonly Lock _lock = new();
+    private readonly List<(InFlightMessage Message, Action Deliver, ITimer? Timer)> _held = [];
+    private long _nextId;
+
+    /// <summary>How long each message takes on this clock; zero hands it on at once while the clock runs.</summary>
+    public TimeSpan FlightTime { get; set; }
+
+    public ControllableClock Clock => clock;
+
+    /// <summary>Raised when a message is held or delivered.</summary>
+    public event Action? Changed;
+
+    /// <summary>The messages held now, oldest first.</summary>
+    public IReadOnlyList<InFlightMessage> InFlight
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return [.. _held.Select(h => h.Message)];
+            }
+        }
+    }
+
+    /// <summary>Holds <paramref name="message"/> for its flight time (or until released); then <paramref name="deliver"/> runs.</summary>
+    public void Send(RaftMessage message, Action deliver)
+    {
+        if (FlightTime <= TimeSpan.Zero && !clock.Paused)
+        {
+            deliver();
+            return;
+        }
+        TimeSpan now = clock.Elapsed;
+        lock (_lock)
+        {
+            var inFlight = new InFlightMessage(++_nextId, message, now, now + FlightTime);
+            ITimer timer = clock.CreateTimer(_ => Deliver(inFlight.Id), null, FlightTime, Timeout.InfiniteTimeSpan);
+            _held.Add((inFlight, deliver, timer));
+        }
+        Changed?.Invoke();
+    }
+
+    /// <summary>Delivers the oldest held message now, whatever the clock; false when none is held.</summary>
+    public bool DeliverNext()
+    {
+        long? oldest;
+        lock (_lock)
+        {
+            oldest = _held.Count > 0 ? _held[0].Message.Id : null;
+        }
+        return oldest is long id && Deliver(id);
+    }
+
+    private bool Deliver(long id)
+    {
+        Action deliver;
+        lock (_lock)
+        {
+            int at = _held.FindIndex(h => h.Message.Id == id);
+            if (at < 0)
+            {
+                return false;
+            }
+            (_, deliver, ITimer? timer) = _held[at];
+            timer?.Dispose();
+            _held.RemoveAt(at);
+        }
+        deliver();
+        Changed?.Invoke();
+        return true;
+    }
+
+    /// <summary>Drops what is held for or from <paramref name="node"/> (it crashed: what it had sent is lost with it, what was sent to it finds no one).</summary>
+    public void Forget(string node)
+    {
+        lock (_lock)
+        {
+            foreach (var held in _held.Where(h => h.Message.Message.From == node || h.Message.Message.To == node).ToList())
+            {
+                held.Timer?.Dispose();
+                _held.Remove(held);
+            }
+        }
+        Changed?.Invoke();
+    }
+}
