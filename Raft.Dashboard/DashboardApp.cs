@@ -52,6 +52,8 @@ public static class DashboardApp
         builder.Services.AddSingleton(options);
         if (options.Embedded)
         {
+            builder.Services.AddSingleton<EmbeddedClusterClock>();
+            builder.Services.AddSingleton<IClusterClock>(sp => sp.GetRequiredService<EmbeddedClusterClock>());
             builder.Services.AddSingleton<EmbeddedCluster>();
             builder.Services.AddSingleton<INodeDirectory>(sp => sp.GetRequiredService<EmbeddedCluster>());
             builder.Services.AddHostedService(sp => sp.GetRequiredService<EmbeddedCluster>());
@@ -59,6 +61,7 @@ public static class DashboardApp
         else
         {
             builder.Services.AddSingleton<INodeDirectory>(new StaticNodeDirectory(options.ParseNodes()));
+            builder.Services.AddSingleton<IClusterClock, UnavailableClusterClock>();
         }
         builder.Services.AddSingleton<ClusterMonitor>();
         builder.Services.AddSingleton<IClusterMonitor>(sp => sp.GetRequiredService<ClusterMonitor>());

@@ -20,9 +20,12 @@ public sealed class EmbeddedCluster : INodeDirectory, IHostedService, IAsyncDisp
 
     private sealed record LayoutNode(string Id, string GrpcUrl, string HttpUrl, bool Joined);
 
-    public EmbeddedCluster(DashboardOptions options, ILogger<EmbeddedCluster> logger)
+    private readonly EmbeddedClusterClock _clock;
+
+    public EmbeddedCluster(DashboardOptions options, EmbeddedClusterClock clock, ILogger<EmbeddedCluster> logger)
     {
         _options = options;
+        _clock = clock;
         _logger = logger;
     }
 
@@ -76,9 +79,13 @@ public sealed class EmbeddedCluster : INodeDirectory, IHostedService, IAsyncDisp
             Members = node.Joined ? "" : _layout.InitialMembers,
             DataDir = Path.Combine(DataDirectory, node.Id),
             EnableFaultInjection = true,
-            TickMs = _options.Teaching ? 100 : 10,
+            TickMs = _options.TickMs,
         };
-        WebApplication app = NodeApp.Build(options, builder => builder.Logging.SetMinimumLevel(LogLevel.Warning));
+        WebApplication app = NodeApp.Build(options, builder =>
+        {
+            builder.Logging.SetMinimumLevel(LogLevel.Warning);
+            builder.Services.AddSingleton(_clock.Shared); // one clock and one message gate for the whole cluster
+        });
         await app.StartAsync();
         _running[node.Id] = app;
         // A node whose engine failed stops its own host: show it as crashed (restartable), not as running.
@@ -122,6 +129,7 @@ public sealed class EmbeddedCluster : INodeDirectory, IHostedService, IAsyncDisp
             // A crash, not a shutdown: do not wait for open connections (hub subscribers, peer streams) to drain.
             await app.StopAsync(new CancellationToken(canceled: true));
             await app.DisposeAsync();
+            _clock.Shared.Gate.Forget(id); // what it had sent dies with it; what was sent to it finds no one
         }
     }
 

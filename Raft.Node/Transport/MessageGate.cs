@@ -21,6 +21,12 @@ public sealed class MessageGate(ControllableClock clock)
     /// <summary>How long each message takes on this clock; zero hands it on at once while the clock runs.</summary>
     public TimeSpan FlightTime { get; set; }
 
+    /// <summary>
+    /// How long a message sent while the clock is paused takes, at least: so that stepping the clock shows each message
+    /// in flight for a step (one tick is the natural choice) instead of delivering it in the step that sent it.
+    /// </summary>
+    public TimeSpan PausedFlightTime { get; set; }
+
     public ControllableClock Clock => clock;
 
     /// <summary>Raised when a message is held or delivered.</summary>
@@ -47,10 +53,11 @@ public sealed class MessageGate(ControllableClock clock)
             return;
         }
         TimeSpan now = clock.Elapsed;
+        TimeSpan flight = clock.Paused && PausedFlightTime > FlightTime ? PausedFlightTime : FlightTime;
         lock (_lock)
         {
-            var inFlight = new InFlightMessage(++_nextId, message, now, now + FlightTime);
-            ITimer timer = clock.CreateTimer(_ => Deliver(inFlight.Id), null, FlightTime, Timeout.InfiniteTimeSpan);
+            var inFlight = new InFlightMessage(++_nextId, message, now, now + flight);
+            ITimer timer = clock.CreateTimer(_ => Deliver(inFlight.Id), null, flight, Timeout.InfiniteTimeSpan);
             _held.Add((inFlight, deliver, timer));
         }
         Changed?.Invoke();

@@ -234,4 +234,69 @@ public sealed class DashboardBrowserTests(DashboardFixture fixture) : IAsyncLife
         await WaitAsync(async () => (await _page.GetByTestId("command-result").InnerTextAsync()).Contains("put after-large=ok", StringComparison.Ordinal), "a put after the large ones");
         Assert.Equal("ok", (await client.GetAsync("after-large")).Value);
     }
+
+    private async Task<string[]> InFlight() =>
+        [.. await _page.Locator("[data-testid=msg]").EvaluateAllAsync<string[]>("els => els.map(e => `${e.dataset.kind} ${e.dataset.from}>${e.dataset.to}`)")];
+
+    private async Task<long[]> Terms(IEnumerable<string> ids) =>
+        await Task.WhenAll(ids.Select(async id => long.TryParse(await _page.GetByTestId($"term-{id}").InnerTextAsync(), out long t) ? t : -1));
+
+    [Fact]
+    public async Task Flow9_paused_means_no_election_fires_and_a_step_delivers_exactly_one_message()
+    {
+        string leader = await LeaderId();
+        string[] followers = [.. (await NodeIds()).Where(id => id != leader)];
+        await _page.GetByTestId("clock-pause").ClickAsync();
+        await WaitAsync(async () => await _page.GetByTestId("clock-state").GetAttributeAsync("data-paused") == "true", "the clock shown paused");
+
+        // The leader crashes while the clock stands still: across many election timeouts (150-300 ms here) no
+        // follower times out, no term changes, no message moves.
+        await _page.GetByTestId($"crash-{leader}").ClickAsync();
+        await WaitAsync(async () => await _page.GetByTestId($"node-{leader}").GetAttributeAsync("data-role") == "Down", "the leader shown as down");
+        long[] before = await Terms(followers);
+        await Task.Delay(3000);
+        Assert.Equal(before, await Terms(followers));
+        Assert.All(followers, id => Assert.Equal("Follower", _page.GetByTestId($"role-{id}").InnerTextAsync().GetAwaiter().GetResult()));
+
+        // Tick by tick, until a follower's timer runs out and its pre-vote requests are in flight.
+        for (int i = 0; i < 80 && !(await InFlight()).Any(m => m.StartsWith("PreVote ", StringComparison.Ordinal)); i++)
+        {
+            await _page.GetByTestId("clock-step-tick").ClickAsync();
+            await Task.Delay(60);
+        }
+        string[] flying = await InFlight();
+        if (!flying.Any(m => m.StartsWith("PreVote ", StringComparison.Ordinal)))
+        {
+            await SaveFailureAsync("no-prevote");
+        }
+        Assert.Contains(flying, m => m.StartsWith("PreVote ", StringComparison.Ordinal));
+        await ScreenshotAsync("9-election-in-flight");
+
+        // One message delivered: the oldest is gone, the others are still there, and at most its answer appeared.
+        string? toLive = flying.FirstOrDefault(m => !m.EndsWith($">{leader}", StringComparison.Ordinal));
+        while (flying[0] != toLive)
+        {
+            await _page.GetByTestId("clock-step-message").ClickAsync(); // messages to the crashed leader find no one
+            await WaitAsync(async () => !(await InFlight()).SequenceEqual(flying), "the message to the crashed node to go");
+            flying = await InFlight();
+        }
+        await _page.GetByTestId("clock-step-message").ClickAsync();
+        await WaitAsync(async () => !(await InFlight()).SequenceEqual(flying), "one message delivered");
+        await Task.Delay(500); // nothing else may move meanwhile
+        string[] after = await InFlight();
+        Assert.Equal(flying.Skip(1), after.Take(flying.Length - 1));
+        Assert.InRange(after.Length - (flying.Length - 1), 0, 1);
+        if (after.Length == flying.Length)
+        {
+            string[] first = flying[0].Split(' ', '>');
+            Assert.Equal($"PreVoteResponse {first[2]}>{first[1]}", after[^1]);
+        }
+
+        // Resumed, the followers elect a new leader; the old one rejoins.
+        await _page.GetByTestId("clock-resume").ClickAsync();
+        await WaitAsync(async () => await _page.GetByTestId("clock-state").GetAttributeAsync("data-paused") == "false", "the clock running");
+        await WaitAsync(async () => await Leaders() == 1, "a new leader");
+        await _page.GetByTestId($"restart-{leader}").ClickAsync();
+        await WaitAsync(async () => await Leaders() == 1 && await MemberCount() == 3 && await LogsEqual(await NodeIds()), "the old leader back as a follower");
+    }
 }

@@ -26,6 +26,12 @@ public abstract class ClusterComponentBase : ComponentBase, IDisposable
     public void Dispose()
     {
         Monitor.Changed -= OnClusterChanged;
+        OnDispose();
         GC.SuppressFinalize(this);
+    }
+
+    /// <summary>What a component started besides its subscription to the monitor (timers, other subscriptions).</summary>
+    protected virtual void OnDispose()
+    {
     }
 }

@@ -1,0 +1,117 @@
+using Raft.Engine.Hosting;
+using Raft.Node.Hosting;
+using Raft.Node.Transport;
+
+namespace Raft.Dashboard.Cluster;
+
+/// <summary>
+/// The cluster's clock as the page controls it: pause, resume, one tick, one message, speed; and the messages in
+/// flight. Only the embedded cluster has one: attached nodes run on their own clocks in other processes.
+/// </summary>
+public interface IClusterClock
+{
+    /// <summary>Null when the clock can be controlled; else why not, in words for the page.</summary>
+    string? UnavailableReason { get; }
+
+    bool Paused { get; }
+
+    /// <summary>Simulated seconds per real second, 1 down to 0.05.</summary>
+    double Speed { get; set; }
+
+    /// <summary>One tick of the nodes' clocks (what "step one tick" moves on by).</summary>
+    TimeSpan TickInterval { get; }
+
+    /// <summary>The cluster's time now, on the same scale as <see cref="InFlightMessage.SentAt"/>.</summary>
+    TimeSpan Now { get; }
+
+    IReadOnlyList<InFlightMessage> InFlight { get; }
+
+    /// <summary>Raised on pause, resume, steps, speed changes and every message held or delivered.</summary>
+    event Action? Changed;
+
+    void Pause();
+
+    void Resume();
+
+    void StepTick();
+
+    /// <summary>Delivers the oldest message in flight now; false when none is.</summary>
+    bool StepMessage();
+}
+
+/// <summary>The embedded cluster's clock and message gate, shared by all of its nodes.</summary>
+public sealed class EmbeddedClusterClock : IClusterClock, IDisposable
+{
+    public EmbeddedClusterClock(DashboardOptions options)
+    {
+        TickInterval = TimeSpan.FromMilliseconds(options.TickMs);
+        var clock = new ControllableClock();
+        // In teaching mode a message takes half a tick, so that at a slow speed it is seen travelling; else it goes at once.
+        // Stepped (paused), every message takes a tick, so each step shows what the last one sent.
+        var gate = new MessageGate(clock) { FlightTime = options.Teaching ? TickInterval / 2 : TimeSpan.Zero, PausedFlightTime = TickInterval };
+        Shared = new SharedClusterTime(clock, gate);
+        clock.Changed += () => Changed?.Invoke();
+        gate.Changed += () => Changed?.Invoke();
+    }
+
+    /// <summary>What every embedded node is given.</summary>
+    public SharedClusterTime Shared { get; }
+
+    public string? UnavailableReason => null;
+    public bool Paused => Shared.Clock.Paused;
+
+    public double Speed
+    {
+        get => Shared.Clock.Speed;
+        set => Shared.Clock.Speed = Math.Clamp(value, 0.05, 1);
+    }
+
+    public TimeSpan TickInterval { get; }
+    public TimeSpan Now => Shared.Clock.Elapsed;
+    public IReadOnlyList<InFlightMessage> InFlight => Shared.Gate.InFlight;
+
+    public event Action? Changed;
+
+    public void Pause() => Shared.Clock.Pause();
+
+    public void Resume() => Shared.Clock.Resume();
+
+    public void StepTick() => Shared.Clock.Step(TickInterval);
+
+    public bool StepMessage() => Shared.Gate.DeliverNext();
+
+    public void Dispose() => Shared.Clock.Dispose();
+}
+
+/// <summary>Attach mode: the nodes' clocks are their own; the page hides the controls and says why.</summary>
+public sealed class UnavailableClusterClock : IClusterClock
+{
+    public string? UnavailableReason =>
+        "Pause, step and speed need the dashboard's own cluster (run it without --nodes): these nodes run in other processes on their own clocks.";
+
+    public bool Paused => false;
+
+    public double Speed
+    {
+        get => 1;
+        set => throw new InvalidOperationException(UnavailableReason);
+    }
+
+    public TimeSpan TickInterval => TimeSpan.Zero;
+    public TimeSpan Now => TimeSpan.Zero;
+    public IReadOnlyList<InFlightMessage> InFlight => [];
+
+    public event Action? Changed
+    {
+        add { }
+        remove { }
+    }
+
+    public void Pause() => throw new InvalidOperationException(UnavailableReason);
+
+    public void Resume() => throw new InvalidOperationException(UnavailableReason);
+
+    public void StepTick() => throw new InvalidOperationException(UnavailableReason);
+
+    public bool StepMessage() => throw new InvalidOperationException(UnavailableReason);
+}
