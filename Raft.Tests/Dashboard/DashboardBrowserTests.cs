@@ -299,4 +299,32 @@ public sealed class DashboardBrowserTests(DashboardFixture fixture) : IAsyncLife
         await _page.GetByTestId($"restart-{leader}").ClickAsync();
         await WaitAsync(async () => await Leaders() == 1 && await MemberCount() == 3 && await LogsEqual(await NodeIds()), "the old leader back as a follower");
     }
+
+    public static TheoryData<string> ScenarioIds => new(Raft.Dashboard.Teaching.Scenarios.All.Select(s => s.Id));
+
+    [Theory]
+    [MemberData(nameof(ScenarioIds))]
+    public async Task Flow10_each_guided_scenario_runs_to_its_end(string id)
+    {
+        await _page.GetByTestId($"scenario-{id}").ClickAsync();
+        ILocator step = _page.GetByTestId("scenario-step");
+        int steps = Raft.Dashboard.Teaching.Scenarios.All.Single(s => s.Id == id).Steps.Count;
+        for (int i = 0; i < steps; i++)
+        {
+            await WaitAsync(async () => await step.GetAttributeAsync("data-step") == $"{i}" && await step.GetAttributeAsync("data-busy") == "false", $"step {i + 1} of {id}");
+            Assert.Equal(0, await _page.GetByTestId("scenario-error").CountAsync());
+            if (id == "leader-election" && i == 3)
+            {
+                Assert.Contains(await InFlight(), m => m.StartsWith("PreVote ", StringComparison.Ordinal));
+                await ScreenshotAsync("10-scenario-leader-election-pre-vote");
+            }
+            if (i < steps - 1)
+            {
+                await _page.GetByTestId("scenario-next").ClickAsync();
+            }
+        }
+        Assert.Equal("true", await step.GetAttributeAsync("data-done"));
+        await _page.GetByTestId("scenario-close").ClickAsync();
+        await WaitAsync(async () => await Leaders() == 1 && await MemberCount() == 3 && await LogsEqual(await NodeIds()), "a healthy cluster after the scenario");
+    }
 }

@@ -1,0 +1,98 @@
+using Raft.Dashboard.Cluster;
+using Raft.Dashboard.Model;
+using Raft.Dashboard.ServiceClient;
+using Raft.Node.Transport;
+
+namespace Raft.Dashboard.Teaching;
+
+/// <summary>
+/// One moment of a guided scenario: what the page does on entering it (<see cref="Action"/>), what it says about what
+/// happened, and what the user can try before going on.
+/// </summary>
+public sealed record ScenarioStep(string Title, string Narration, Func<ScenarioContext, Task>? Action = null, string? TryIt = null);
+
+/// <summary>A short narrated sequence of steps that the page performs on the embedded cluster.</summary>
+public sealed record Scenario(string Id, string Title, string Summary, IReadOnlyList<ScenarioStep> Steps);
+
+/// <summary>What a scenario's actions can do: drive the clock, act on the cluster, and wait until it shows something.</summary>
+public sealed class ScenarioContext(IClusterClock clock, IClusterCommands commands, IClusterMonitor monitor)
+{
+    /// <summary>How long an action waits for the cluster to show what it expects before it says it could not.</summary>
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
+
+    public IClusterClock Clock => clock;
+    public IClusterCommands Commands => commands;
+    public ClusterSnapshot Cluster => monitor.Current;
+    public IReadOnlyList<InFlightMessage> InFlight => clock.InFlight;
+
+    /// <summary>The node a scenario is about (the old leader, the new one, ...), by the name its steps give it.</summary>
+    public Dictionary<string, string> Roles { get; } = new(StringComparer.Ordinal);
+
+    public string Role(string name) => Roles.TryGetValue(name, out string? id) ? id : throw new InvalidOperationException($"the scenario has no {name} yet");
+
+    /// <summary>Waits, with the clock running as it is, until <paramref name="condition"/> holds.</summary>
+    public async Task WaitUntilAsync(Func<ScenarioContext, bool> condition, string what)
+    {
+        DateTime deadline = DateTime.UtcNow + Patience;
+        while (!condition(this))
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException($"the cluster did not show {what} within {Patience.TotalSeconds:F0} s");
+            }
+            await Task.Delay(50);
+        }
+    }
+
+    /// <summary>A leader every member agrees on, and its id.</summary>
+    public async Task<string> StableLeaderAsync()
+    {
+        await WaitUntilAsync(c => c.Cluster.Leader is { } l && c.Cluster.Members.Where(m => m.Connected).All(m => m.Status?.LeaderId == l.Id), "one leader known to every member");
+        return Cluster.Leader!.Id;
+    }
+
+    /// <summary>Pauses the clock and lets what is in flight settle on screen.</summary>
+    public async Task PauseAsync()
+    {
+        clock.Pause();
+        await Task.Delay(150);
+    }
+
+    public void Run(double speed)
+    {
+        clock.Speed = speed;
+        clock.Resume();
+    }
+
+    /// <summary>
+    /// With the clock paused: moves it on one tick at a time (each tick also lands what the last one sent) until
+    /// <paramref name="condition"/> holds, as a user pressing "Step 1 tick" would.
+    /// </summary>
+    public async Task StepUntilAsync(Func<ScenarioContext, bool> condition, string what, int maxTicks = 400)
+    {
+        for (int i = 0; i < maxTicks; i++)
+        {
+            if (condition(this))
+            {
+                return;
+            }
+            clock.StepTick();
+            await Task.Delay(40); // the nodes act on the tick; the monitor hears of it
+        }
+        await WaitUntilAsync(condition, what); // a last look, in case the monitor was behind
+    }
+
+    public bool AnyInFlight(string kind, string? from = null) =>
+        InFlight.Any(m => Components.Controls.MessagesInFlight.Kind(m.Message) == kind && (from is null || m.Message.From == from));
+
+    public string? RoleOf(string id) => Cluster[id] is { Connected: true, Status: { } s } ? s.Role : null;
+
+    public static async Task ExpectOkAsync(Task<CommandOutcome> action)
+    {
+        CommandOutcome outcome = await action;
+        if (!outcome.Ok)
+        {
+            throw new InvalidOperationException(outcome.Text);
+        }
+    }
+}
