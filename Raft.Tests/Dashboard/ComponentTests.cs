@@ -3,6 +3,8 @@ using Microsoft.Extensions.DependencyInjection;
 using MudBlazor.Services;
 using Raft.Dashboard.Components.Controls;
 using Raft.Dashboard.ServiceClient;
+using Raft.Engine.Consensus;
+using Raft.Node.Transport;
 
 namespace Raft.Tests.Dashboard;
 
@@ -19,6 +21,7 @@ public sealed class ComponentTests : IAsyncDisposable
         _context.Services.AddMudServices();
         _context.Services.AddSingleton<IClusterMonitor>(_monitor);
         _context.Services.AddSingleton<IClusterCommands>(_commands);
+        _context.Services.AddSingleton<Raft.Dashboard.Cluster.IClusterClock>(new Raft.Dashboard.Cluster.UnavailableClusterClock());
         _monitor.Current = FakeMonitor.ThreeNodes();
     }
 
@@ -142,5 +145,52 @@ public sealed class ComponentTests : IAsyncDisposable
         panel.Find("[data-testid=btn-add-server]").Click();
         panel.Find("[data-testid=btn-heal-all]").Click();
         Assert.Equal(["add", "heal all"], _commands.Calls);
+    }
+
+    [Fact]
+    public void Messages_in_flight_are_drawn_along_their_way_labelled_with_what_they_say()
+    {
+        var positions = new Dictionary<string, (double X, double Y)> { ["n1"] = (0, 0), ["n2"] = (100, 0), ["n3"] = (0, 100) };
+        var now = TimeSpan.FromMilliseconds(50);
+        InFlightMessage[] messages =
+        [
+            new(1, new RequestVote("n1", "n2", 3, 7, 2, PreVote: true), TimeSpan.Zero, TimeSpan.FromMilliseconds(100)),
+            new(2, new RequestVoteResponse("n3", "n1", 3, Granted: false, PreVote: false), TimeSpan.Zero, TimeSpan.FromMilliseconds(100)),
+            new(3, new AppendEntries("n1", "n3", 3, 7, 2, [], 7), TimeSpan.FromMilliseconds(50), TimeSpan.FromMilliseconds(150)),
+            new(4, new TimeoutNow("n1", "gone", 3), TimeSpan.Zero, TimeSpan.FromMilliseconds(100)), // to a node not drawn: skipped
+        ];
+        IRenderedComponent<MessagesInFlight> layer = _context.Render<MessagesInFlight>(p => p
+            .Add(c => c.Messages, messages).Add(c => c.Positions, positions).Add(c => c.Now, now));
+
+        var drawn = layer.FindAll("[data-testid=msg]");
+        Assert.Equal(["PreVote n1>n2", "RequestVoteResponse n3>n1", "Heartbeat n1>n3"],
+            drawn.Select(g => $"{g.GetAttribute("data-kind")} {g.GetAttribute("data-from")}>{g.GetAttribute("data-to")}"));
+        Assert.Equal(["pre-vote?", "vote no", "heartbeat"], drawn.Select(g => g.QuerySelector("text")!.TextContent));
+        // Half way in time is half way along the link (between the circles), offset to one side.
+        double x = double.Parse(drawn[0].QuerySelector("rect")!.GetAttribute("x")!, System.Globalization.CultureInfo.InvariantCulture)
+            + (double.Parse(drawn[0].QuerySelector("rect")!.GetAttribute("width")!, System.Globalization.CultureInfo.InvariantCulture) / 2);
+        Assert.InRange(x, 49, 51);
+        // Just sent: still next to its sender.
+        double y = double.Parse(drawn[2].QuerySelector("rect")!.GetAttribute("y")!, System.Globalization.CultureInfo.InvariantCulture) + 9;
+        Assert.InRange(y, 20, 24);
+    }
+
+    [Fact]
+    public void Roles_have_distinct_colours_and_twelve_terms_never_share_one()
+    {
+        Assert.Equal(Palette.Roles.Count, Palette.Roles.Select(r => r.Colour).Distinct().Count());
+        Assert.NotEqual(Palette.Role("Leader", true), Palette.Role("PreCandidate", true));
+        Assert.Equal(12, Enumerable.Range(1, 12).Select(t => Palette.Term(t)).Distinct().Count());
+    }
+
+    [Fact]
+    public void In_attach_mode_the_clock_controls_are_hidden_with_the_reason()
+    {
+        IRenderedComponent<ClockPanel> panel = _context.Render<ClockPanel>();
+        Assert.Contains("own cluster", panel.Find("[data-testid=clock-unavailable]").TextContent, StringComparison.Ordinal);
+        Assert.Empty(panel.FindAll("[data-testid=clock-pause]"));
+        IRenderedComponent<ScenarioPanel> scenarios = _context.Render<ScenarioPanel>();
+        Assert.NotNull(scenarios.Find("[data-testid=scenarios-unavailable]"));
+        Assert.Empty(scenarios.FindAll("[data-testid^=scenario-leader]"));
     }
 }
