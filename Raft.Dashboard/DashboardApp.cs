@@ -67,6 +67,7 @@ public static class DashboardApp
         builder.Services.AddSingleton<IClusterMonitor>(sp => sp.GetRequiredService<ClusterMonitor>());
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ClusterMonitor>());
         builder.Services.AddSingleton<IClusterCommands, ClusterCommands>();
+        builder.Services.AddSingleton(sp => new Model.SafetyAuditor(sp.GetRequiredService<ClusterMonitor>()));
         builder.Services.AddMudServices();
         // The circuit carries what is typed: its default 32 KB message limit broke the connection on a 30 KB value, and
         // the put that followed sent "" (issue 9). It is raised past the largest input the page accepts.
@@ -74,6 +75,7 @@ public static class DashboardApp
             .AddHubOptions(hub => hub.MaximumReceiveMessageSize = Components.Controls.CommandLimits.MaxCircuitMessageBytes);
 
         WebApplication app = builder.Build();
+        app.Services.GetRequiredService<Model.SafetyAuditor>(); // audits from the first observation, not from the first page
         app.UseAntiforgery();
         app.MapStaticAssets();
         app.MapRazorComponents<App>().AddInteractiveServerRenderMode();

@@ -79,13 +79,13 @@ public static class Scenarios
         "A write travels from the leader to the followers and back; it is committed once a majority has it.",
         [
             new("Paused, a write arrives",
-                "The clock is paused and a client writes color=blue. The leader appends it to its log (a faded square: not yet committed) "
+                "The clock is paused and a client writes lesson=replication. The leader appends it to its log (a faded square: not yet committed) "
                 + "and sends it in AppendEntries (blue) to each follower.",
                 async c =>
                 {
                     c.Roles["leader"] = await c.StableLeaderAsync();
                     await c.PauseAsync();
-                    _ = c.Commands.PutAsync("color", "blue"); // answered once applied, after the steps below
+                    _ = c.Commands.PutAsync("lesson", "replication"); // answered once applied, after the steps below
                     await c.StepUntilAsync(x => x.AnyInFlight("AppendEntries", x.Role("leader")), "the entry on its way");
                 },
                 "Open the Log tab below: the new entry is faded on the leader only."),

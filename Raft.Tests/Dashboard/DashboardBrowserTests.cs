@@ -26,7 +26,14 @@ public sealed class DashboardBrowserTests(DashboardFixture fixture) : IAsyncLife
         await WaitAsync(async () => await Leaders() == 1 && await MemberCount() == 3, "a healthy three-node cluster");
     }
 
-    public async Task DisposeAsync() => await _context.CloseAsync();
+    public async Task DisposeAsync()
+    {
+        // Every flow is also a check of the live safety auditor: nothing a correct cluster does may raise its banner.
+        int banners = await _page.GetByTestId("safety-banner").CountAsync();
+        string text = banners > 0 ? await _page.GetByTestId("safety-banner").InnerTextAsync() : "";
+        await _context.CloseAsync();
+        Assert.True(banners == 0, $"the safety banner showed: {text}");
+    }
 
     private Task<int> MemberCount() => _page.Locator("[data-testid^=node-][data-role]").CountAsync();
 
