@@ -57,7 +57,8 @@ public sealed class ClusterCommands(INodeDirectory directory, IClusterMonitor mo
     {
         try
         {
-            return await action();
+            // Off the page's circuit: a slow action (a node that takes seconds to stop) never holds up the page.
+            return await Task.Run(action);
         }
         catch (RpcException e)
         {

@@ -334,4 +334,22 @@ public sealed class DashboardBrowserTests(DashboardFixture fixture) : IAsyncLife
         await _page.GetByTestId("scenario-close").ClickAsync();
         await WaitAsync(async () => await Leaders() == 1 && await MemberCount() == 3 && await LogsEqual(await NodeIds()), "a healthy cluster after the scenario");
     }
+
+    [Fact]
+    public async Task Flow11_clicking_a_node_in_the_picture_crashes_it_and_the_page_stays_usable_meanwhile()
+    {
+        string leader = await LeaderId();
+        string follower = (await NodeIds()).First(id => id != leader);
+        await _page.GetByTestId($"node-{follower}").ClickAsync();
+        await WaitAsync(async () => await _page.GetByTestId("node-actions").GetAttributeAsync("data-node") == follower, "the node's actions");
+        await _page.GetByTestId($"picture-crash-{follower}").ClickAsync();
+        // Other controls answer while the crash runs: a link cut right after shows at once.
+        await _page.GetByTestId($"link-{string.Join("-", new[] { leader, follower }.Order(StringComparer.Ordinal))}").ClickAsync();
+        await WaitAsync(async () => await _page.GetByTestId($"node-{follower}").GetAttributeAsync("data-role") == "Down", "the follower shown as crashed");
+        await _page.GetByTestId($"picture-restart-{follower}").ClickAsync();
+        await _page.GetByTestId("btn-heal-all").ClickAsync();
+        await WaitAsync(async () => await MemberCount() == 3 && await Leaders() == 1 && await LogsEqual(await NodeIds()), "the follower back and caught up");
+        await _page.GetByTestId("node-actions-close").ClickAsync();
+        Assert.Equal(0, await _page.GetByTestId("node-actions").CountAsync());
+    }
 }
