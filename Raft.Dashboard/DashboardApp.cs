@@ -64,9 +64,12 @@ public static class DashboardApp
             builder.Services.AddSingleton<IClusterClock, UnavailableClusterClock>();
         }
         builder.Services.AddSingleton<ClusterMonitor>();
-        builder.Services.AddSingleton<IClusterMonitor>(sp => sp.GetRequiredService<ClusterMonitor>());
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ClusterMonitor>());
-        builder.Services.AddSingleton<IClusterCommands, ClusterCommands>();
+        builder.Services.AddSingleton<ClusterRecorder>();
+        // Each page renders through its own ReplayMonitor: live, or a recorded moment it scrubbed to.
+        builder.Services.AddScoped<ReplayMonitor>();
+        builder.Services.AddScoped<IClusterMonitor>(sp => sp.GetRequiredService<ReplayMonitor>());
+        builder.Services.AddSingleton<IClusterCommands>(sp => new ClusterCommands(sp.GetRequiredService<INodeDirectory>(), sp.GetRequiredService<ClusterMonitor>()));
         builder.Services.AddSingleton(sp => new Model.SafetyAuditor(sp.GetRequiredService<ClusterMonitor>()));
         builder.Services.AddMudServices();
         // The circuit carries what is typed: its default 32 KB message limit broke the connection on a 30 KB value, and
@@ -76,9 +79,17 @@ public static class DashboardApp
 
         WebApplication app = builder.Build();
         app.Services.GetRequiredService<Model.SafetyAuditor>(); // audits from the first observation, not from the first page
+        app.Services.GetRequiredService<ClusterRecorder>(); // and records from the start
         app.UseAntiforgery();
         app.MapStaticAssets();
         app.MapRazorComponents<App>().AddInteractiveServerRenderMode();
+        // The recording so far, as a file a teacher can hand out (the page imports it again).
+        app.MapGet("/recording.json", async (ClusterRecorder recorder, HttpContext http) =>
+        {
+            http.Response.ContentType = "application/json";
+            http.Response.Headers.ContentDisposition = $"attachment; filename=\"raft-recording-{DateTime.UtcNow:yyyyMMdd-HHmmss}.json\"";
+            await recorder.Snapshot().WriteAsync(http.Response.Body, http.RequestAborted);
+        });
         return app;
     }
 }

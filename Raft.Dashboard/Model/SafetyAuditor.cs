@@ -59,6 +59,12 @@ public sealed class SafetyAuditor : IDisposable
         lock (_lock)
         {
             before = _violations.Count;
+            // A node that left the cluster is forgotten: a new, empty server may be given its name.
+            foreach (string gone in _terms.Keys.Where(id => cluster[id] is null).ToList())
+            {
+                _terms.Remove(gone);
+                _commits.Remove(gone);
+            }
             foreach (NodeSnapshot node in cluster.Nodes)
             {
                 if (!node.Connected || node.Status is not { } status)

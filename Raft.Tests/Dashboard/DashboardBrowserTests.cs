@@ -350,6 +350,61 @@ public sealed class DashboardBrowserTests(DashboardFixture fixture) : IAsyncLife
         await _page.GetByTestId("btn-heal-all").ClickAsync();
         await WaitAsync(async () => await MemberCount() == 3 && await Leaders() == 1 && await LogsEqual(await NodeIds()), "the follower back and caught up");
         await _page.GetByTestId("node-actions-close").ClickAsync();
-        Assert.Equal(0, await _page.GetByTestId("node-actions").CountAsync());
+        await WaitAsync(async () => await _page.GetByTestId("node-actions").CountAsync() == 0, "the actions closed");
+    }
+
+    [Fact]
+    public async Task Flow12_replay_shows_an_earlier_leader_and_a_recording_round_trips_through_a_file()
+    {
+        string leader = await LeaderId();
+        await Task.Delay(1000); // a few frames with it leading
+        await _page.GetByTestId($"crash-{leader}").ClickAsync();
+        await WaitAsync(async () => await _page.Locator($"[data-testid^=node-][data-role=Leader]:not([data-testid=node-{leader}])").CountAsync() == 1, "a new leader");
+        await Task.Delay(500);
+
+        // Back through the recording until the crashed node leads again, in the picture and in the table alike.
+        await _page.GetByTestId("replay-back").ClickAsync();
+        await WaitAsync(async () => await _page.GetByTestId("replay-panel").GetAttributeAsync("data-replaying") == "true", "replay mode");
+        for (int i = 0; i < 300 && await _page.GetByTestId($"node-{leader}").GetAttributeAsync("data-role") != "Leader"; i++)
+        {
+            await _page.GetByTestId("replay-back").ClickAsync();
+        }
+        Assert.Equal("Leader", await _page.GetByTestId($"node-{leader}").GetAttributeAsync("data-role"));
+        Assert.Equal("Leader", await _page.GetByTestId($"role-{leader}").InnerTextAsync());
+        Assert.Contains("Replaying", await _page.GetByTestId("replay-banner").InnerTextAsync(), StringComparison.Ordinal);
+        await ScreenshotAsync("12-replay-earlier-leader");
+
+        // Export, then import the file: the same frames come back, and the same moment can be found in them.
+        IDownload download = await _page.RunAndWaitForDownloadAsync(() => _page.GetByTestId("replay-export").ClickAsync());
+        string file = Path.Combine(DashboardFixture.ArtifactsDirectory, "12-recording.json");
+        await download.SaveAsAsync(file);
+        Raft.Dashboard.Model.Recording exported;
+        await using (FileStream stream = File.OpenRead(file))
+        {
+            exported = await Raft.Dashboard.Model.Recording.ReadAsync(stream);
+        }
+        Assert.Contains(exported.Frames, f => f.Cluster[leader]?.IsLeader == true);
+        await _page.GetByTestId("replay-live").ClickAsync();
+        await WaitAsync(async () => await _page.GetByTestId("replay-panel").GetAttributeAsync("data-replaying") == "false", "live again");
+        await _page.GetByTestId("replay-import").SetInputFilesAsync(file);
+        await WaitAsync(async () => await _page.GetByTestId("replay-banner").CountAsync() == 1
+            && (await _page.GetByTestId("replay-banner").InnerTextAsync()).Contains($"frame 1 of {exported.Frames.Count}", StringComparison.Ordinal), "the imported recording");
+        int leadingFrame = exported.Frames.ToList().FindLastIndex(f => f.Cluster[leader]?.IsLeader == true);
+        for (int i = 0; i < leadingFrame; i++)
+        {
+            await _page.GetByTestId("replay-forward").ClickAsync();
+        }
+        await WaitAsync(async () => await _page.GetByTestId($"node-{leader}").GetAttributeAsync("data-role") == "Leader", "the imported moment the crashed node led");
+
+        // A file that is not a recording is refused in plain words.
+        string bad = Path.Combine(DashboardFixture.ArtifactsDirectory, "12-not-a-recording.json");
+        await File.WriteAllTextAsync(bad, "hello");
+        await _page.GetByTestId("replay-import").SetInputFilesAsync(bad);
+        await WaitAsync(async () => await _page.GetByTestId("replay-import-error").CountAsync() == 1, "the refusal of a bad file");
+        Assert.Contains("not a recording", await _page.GetByTestId("replay-import-error").InnerTextAsync(), StringComparison.Ordinal);
+
+        await _page.GetByTestId("replay-live").ClickAsync();
+        await _page.GetByTestId($"restart-{leader}").ClickAsync();
+        await WaitAsync(async () => await MemberCount() == 3 && await Leaders() == 1 && await LogsEqual(await NodeIds()), "the old leader back");
     }
 }

@@ -85,4 +85,14 @@ public sealed class SafetyAuditorTests
         banner.WaitForAssertion(() => Assert.Equal("Election Safety", banner.Find("[data-testid=safety-violation]").GetAttribute("data-property")));
         Assert.Contains("n1 and n2 were both leader of term 2", banner.Find("[data-testid=safety-banner]").TextContent, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void A_server_that_left_is_forgotten_so_a_new_one_may_take_its_name()
+    {
+        var auditor = new SafetyAuditor();
+        auditor.Observe(Cluster(Node("n1", "Leader", 5, 9), Node("n4", "Follower", 5, 9)));
+        auditor.Observe(Cluster(Node("n1", "Leader", 5, 9)));
+        auditor.Observe(Cluster(Node("n1", "Leader", 5, 10), Node("n4", "Follower", 0, 0))); // a new, empty n4
+        Assert.Empty(auditor.Violations);
+    }
 }
