@@ -71,7 +71,8 @@ public static class DashboardApp
         builder.Services.AddScoped<IClusterMonitor>(sp => sp.GetRequiredService<ReplayMonitor>());
         builder.Services.AddSingleton<IClusterCommands>(sp => new ClusterCommands(sp.GetRequiredService<INodeDirectory>(), sp.GetRequiredService<ClusterMonitor>()));
         builder.Services.AddSingleton(sp => new Model.SafetyAuditor(sp.GetRequiredService<ClusterMonitor>()));
-        builder.Services.AddMudServices();
+        // Notifications at the bottom left, where they cover no control (top right they hid the cluster panel).
+        builder.Services.AddMudServices(mud => mud.SnackbarConfiguration.PositionClass = MudBlazor.Defaults.Classes.Position.BottomLeft);
         // The circuit carries what is typed: its default 32 KB message limit broke the connection on a 30 KB value, and
         // the put that followed sent "" (issue 9). It is raised past the largest input the page accepts.
         builder.Services.AddRazorComponents().AddInteractiveServerComponents()

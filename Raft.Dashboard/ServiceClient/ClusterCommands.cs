@@ -62,12 +62,28 @@ public sealed class ClusterCommands(INodeDirectory directory, IClusterMonitor mo
         }
         catch (RpcException e)
         {
-            return CommandOutcome.Failed($"{e.StatusCode}: {e.Status.Detail}");
+            return CommandOutcome.Failed(Explain(e));
         }
         catch (Exception e) when (e is InvalidOperationException or ArgumentException or HttpRequestException or TimeoutException)
         {
             return CommandOutcome.Failed(e.Message);
         }
+    }
+
+    /// <summary>A refusal in plain words: what happened to the cluster, then the status as the node gave it.</summary>
+    internal static string Explain(RpcException e)
+    {
+        string detail = e.Status.Detail ?? "";
+        string? plain = e.StatusCode switch
+        {
+            StatusCode.Unavailable when detail.Contains("Error connecting", StringComparison.OrdinalIgnoreCase) || detail.Contains("subchannel", StringComparison.OrdinalIgnoreCase)
+                => "No node answers: they are all down or unreachable.",
+            StatusCode.Unavailable when detail.Contains("no leader is known", StringComparison.OrdinalIgnoreCase)
+                => "No leader is known: a majority of the servers may be down or cut off from each other.",
+            StatusCode.DeadlineExceeded => "No answer in time: the leader may have lost its majority, or the cluster is paused.",
+            _ => null,
+        };
+        return plain is null ? $"{e.StatusCode}: {detail}" : $"{plain} ({e.StatusCode}: {detail})";
     }
 
     private List<string> Redirects(RaftClient client) =>

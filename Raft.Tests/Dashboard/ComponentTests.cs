@@ -2,6 +2,7 @@ using Bunit;
 using Microsoft.Extensions.DependencyInjection;
 using MudBlazor.Services;
 using Raft.Dashboard.Components.Controls;
+using Raft.Dashboard.Model;
 using Raft.Dashboard.ServiceClient;
 using Raft.Engine.Consensus;
 using Raft.Node.Transport;
@@ -192,5 +193,26 @@ public sealed class ComponentTests : IAsyncDisposable
         IRenderedComponent<ScenarioPanel> scenarios = _context.Render<ScenarioPanel>();
         Assert.NotNull(scenarios.Find("[data-testid=scenarios-unavailable]"));
         Assert.Empty(scenarios.FindAll("[data-testid^=scenario-leader]"));
+    }
+
+    [Fact]
+    public void The_timeline_is_sorted_by_when_things_happened_and_shows_each_nodes_roles_in_a_lane()
+    {
+        DateTimeOffset t0 = DateTimeOffset.UnixEpoch.AddHours(1);
+        // As node streams deliver them: not in time order.
+        TimelineEvent[] events =
+        [
+            new(t0.AddMilliseconds(278), "n2", "role", "became Follower in term 2"),
+            new(t0.AddMilliseconds(270), "n1", "role", "became Leader in term 2"),
+            new(t0.AddMilliseconds(291), "n3", "term", "term 2"),
+            new(t0.AddMilliseconds(100), "n1", "role", "became PreCandidate in term 1"),
+        ];
+        _monitor.Current = FakeMonitor.ThreeNodes() with { Timeline = events };
+        IRenderedComponent<Timeline> timeline = _context.Render<Timeline>();
+        long[] shown = [.. timeline.FindAll("[data-testid=timeline-row]").Select(r => long.Parse(r.GetAttribute("data-at")!, System.Globalization.CultureInfo.InvariantCulture))];
+        Assert.Equal(shown.OrderDescending(), shown);
+        Assert.Equal(4, shown.Length);
+        Assert.Equal(["PreCandidate", "Leader"], timeline.FindAll("[data-testid=lane-n1]").Select(r => r.GetAttribute("data-role")));
+        Assert.Equal(["Follower"], timeline.FindAll("[data-testid=lane-n2]").Select(r => r.GetAttribute("data-role")));
     }
 }
