@@ -22,6 +22,9 @@ public sealed class DashboardFixture : IAsyncLifetime
     /// <summary>The embedded cluster's gRPC endpoints.</summary>
     public IEnumerable<string> Endpoints => _app!.Services.GetRequiredService<INodeDirectory>().Nodes.Select(n => n.GrpcUrl);
     public IBrowser Browser { get; private set; } = null!;
+
+    /// <summary>The dashboard's services (its embedded cluster's clock, for measurements).</summary>
+    public IServiceProvider Services => _app!.Services;
     public string DataDir { get; } = Directory.CreateTempSubdirectory("raft-dashboard-").FullName;
 
     public static string ArtifactsDirectory { get; } = Directory.CreateDirectory(Path.Combine(

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Playwright;
 using Raft.Node.Client;
 using Xunit.Abstractions;
@@ -28,6 +29,27 @@ public sealed class DashboardLoadMeasurement(DashboardFixture fixture, ITestOutp
     [MeasurementFact]
     public async Task Dashboard_responsiveness_under_a_write_load()
     {
+        await MeasureAsync("messages not drawn (flight time 0)", TimeSpan.Zero);
+        // Every message held for 5 ms of cluster time, so that the picture draws the messages in flight all along.
+        await MeasureAsync("messages in flight drawn (flight time 5 ms)", TimeSpan.FromMilliseconds(5));
+    }
+
+    private async Task MeasureAsync(string mode, TimeSpan flightTime)
+    {
+        var gate = fixture.Services.GetRequiredService<Raft.Dashboard.Cluster.EmbeddedClusterClock>().Shared.Gate;
+        gate.FlightTime = flightTime;
+        try
+        {
+            await MeasureAsync(mode);
+        }
+        finally
+        {
+            gate.FlightTime = TimeSpan.Zero;
+        }
+    }
+
+    private async Task MeasureAsync(string mode)
+    {
         await using IBrowserContext context = await fixture.Browser.NewContextAsync(new BrowserNewContextOptions { ViewportSize = new ViewportSize { Width = 1400, Height = 1000 } });
         IPage page = await context.NewPageAsync();
         await page.GotoAsync(fixture.Url);
@@ -35,7 +57,7 @@ public sealed class DashboardLoadMeasurement(DashboardFixture fixture, ITestOutp
         await page.WaitForSelectorAsync("[data-testid^=node-][data-role=Leader]");
         ICDPSession cdp = await context.NewCDPSessionAsync(page);
         await cdp.SendAsync("Performance.enable");
-        await page.EvaluateAsync("() => { window.__renders = 0; new MutationObserver(() => window.__renders++).observe(document.body, { subtree: true, childList: true, characterData: true, attributes: true }); }");
+        await page.EvaluateAsync("() => { window.__renders = 0; window.__messages = 0; new MutationObserver(() => { window.__renders++; window.__messages = Math.max(window.__messages, document.querySelectorAll('[data-testid=msg]').length); }).observe(document.body, { subtree: true, childList: true, characterData: true, attributes: true }); }");
 
         using var client = new RaftClient(fixture.Endpoints);
         double taskBefore = await TaskDuration(cdp);
@@ -53,8 +75,9 @@ public sealed class DashboardLoadMeasurement(DashboardFixture fixture, ITestOutp
         double busy = (await TaskDuration(cdp) - taskBefore) / seconds;
         double cpu = (ChromiumCpuSeconds() - cpuBefore) / seconds;
         long renders = await page.EvaluateAsync<long>("() => window.__renders");
-        output.WriteLine($"{writes} writes in {seconds:F1} s ({writes / seconds:F0}/s); the page re-rendered {renders / seconds:F1} times/s " +
-            $"(DOM mutation batches); browser main thread busy {busy:P0}; chromium processes {cpu:P0} of one core");
+        long messages = await page.EvaluateAsync<long>("() => window.__messages");
+        output.WriteLine($"{mode}: {writes} writes in {seconds:F1} s ({writes / seconds:F0}/s); the page re-rendered {renders / seconds:F1} times/s " +
+            $"(DOM mutation batches); at most {messages} messages drawn at once; browser main thread busy {busy:P0}; chromium processes {cpu:P0} of one core");
         Assert.True(writes > 0);
     }
 
