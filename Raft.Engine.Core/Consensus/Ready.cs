@@ -112,6 +112,8 @@ public enum AdminStatus
     InProgress,
     /// <summary>A new leader has not yet committed an entry of its own term; it will shortly (the host retries by itself).</summary>
     LeaderNotReady,
+    /// <summary>The change was tried and given up (the learner never caught up, the target did not take over): retrying blindly will not help.</summary>
+    Abandoned,
     UnknownServer,
     AlreadyMember,
     Invalid,

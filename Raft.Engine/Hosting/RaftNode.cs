@@ -681,7 +681,7 @@ public sealed class RaftNode : IAsyncDisposable
         };
         foreach (PendingAdmin pending in _admin.Where(a => a.Input.Kind == kind && a.Input.ServerId == id).ToList())
         {
-            pending.Input.Completion.TrySetException(new RaftAdminException(AdminStatus.InProgress, message, Id));
+            pending.Input.Completion.TrySetException(new RaftAdminException(AdminStatus.Abandoned, message, Id));
             _admin.Remove(pending);
         }
         Raise(new OperationAbandoned(Id, _time.GetUtcNow(), notice));

@@ -66,6 +66,8 @@ public static class RpcErrors
             StatusCode code = e.Status switch
             {
                 AdminStatus.InProgress => StatusCode.Aborted,
+                // Not Aborted: clients retry that; an abandoned change is for the operator to look at, not to repeat.
+                AdminStatus.Abandoned => StatusCode.FailedPrecondition,
                 AdminStatus.LeaderNotReady => StatusCode.Unavailable,
                 AdminStatus.UnknownServer => StatusCode.NotFound,
                 AdminStatus.AlreadyMember => StatusCode.AlreadyExists,

@@ -77,7 +77,7 @@ public sealed class EventHubTests
                 await cluster.Admin(leader).TransferLeadershipAsync(new Raft.Node.Protocol.TransferLeadershipRequest { Id = follower });
                 break;
             }
-            catch (Grpc.Core.RpcException e) when (e.StatusCode == Grpc.Core.StatusCode.Aborted && attempt < 5)
+            catch (Grpc.Core.RpcException e) when (e.StatusCode is Grpc.Core.StatusCode.Aborted or Grpc.Core.StatusCode.FailedPrecondition && attempt < 5)
             {
             }
         }

@@ -99,6 +99,24 @@ public sealed class NodeClusterTests
     }
 
     [Fact]
+    public async Task A_transfer_to_an_unreachable_follower_is_given_up_once_and_not_retried_by_the_client()
+    {
+        await using var cluster = new NodeTestCluster(3);
+        await cluster.StartAllAsync();
+        string leader = await cluster.WaitForLeaderAsync();
+        string follower = cluster.Specs.First(s => s.Id != leader).Id;
+        await cluster.Admin(follower).SetFaultsAsync(new FaultSpec { Isolate = true });
+
+        using var client = cluster.Client(cluster[leader].GrpcUrl);
+        var refused = await Assert.ThrowsAsync<RpcException>(() => client.LeaderAdminAsync(async (admin, token) =>
+            await admin.TransferLeadershipAsync(new TransferLeadershipRequest { Id = follower }, cancellationToken: token)));
+        // Abandoned is final: not Aborted (which clients retry until their deadline, abandoning it over and over).
+        Assert.Equal(StatusCode.FailedPrecondition, refused.StatusCode);
+        Assert.Contains($"{follower} did not take over", refused.Status.Detail, StringComparison.Ordinal);
+        Assert.Equal(leader, (await cluster.StatusAsync(leader)).LeaderId);
+    }
+
+    [Fact]
     public async Task An_isolated_leader_is_replaced_its_writes_fail_and_after_healing_all_logs_agree()
     {
         await using var cluster = new NodeTestCluster(3);
