@@ -37,6 +37,9 @@ public interface IClusterClock
 
     /// <summary>Delivers the oldest message in flight now; false when none is.</summary>
     bool StepMessage();
+
+    /// <summary>Who granted <paramref name="candidate"/> its (pre-)vote for <paramref name="term"/>, as the answers arrived.</summary>
+    IReadOnlyCollection<string> VotesFor(string candidate, long term, bool preVote);
 }
 
 /// <summary>The embedded cluster's clock and message gate, shared by all of its nodes.</summary>
@@ -52,6 +55,40 @@ public sealed class EmbeddedClusterClock : IClusterClock, IDisposable
         Shared = new SharedClusterTime(clock, gate);
         clock.Changed += () => Changed?.Invoke();
         gate.Changed += () => Changed?.Invoke();
+        gate.Delivered += OnDelivered;
+    }
+
+    private readonly Lock _votesLock = new();
+    private readonly Dictionary<(string Candidate, long Term, bool PreVote), HashSet<string>> _votes = [];
+
+    /// <summary>Counts the grants that reach a candidate (the last few terms only).</summary>
+    private void OnDelivered(Raft.Engine.Consensus.RaftMessage message)
+    {
+        if (message is not Raft.Engine.Consensus.RequestVoteResponse { Granted: true } vote)
+        {
+            return;
+        }
+        lock (_votesLock)
+        {
+            var key = (vote.To, vote.Term, vote.PreVote);
+            if (!_votes.TryGetValue(key, out HashSet<string>? voters))
+            {
+                _votes[key] = voters = new HashSet<string>(StringComparer.Ordinal);
+                foreach (var old in _votes.Keys.Where(k => k.Term < vote.Term - 5).ToList())
+                {
+                    _votes.Remove(old);
+                }
+            }
+            voters.Add(vote.From);
+        }
+    }
+
+    public IReadOnlyCollection<string> VotesFor(string candidate, long term, bool preVote)
+    {
+        lock (_votesLock)
+        {
+            return _votes.TryGetValue((candidate, term, preVote), out HashSet<string>? voters) ? [.. voters.Order(StringComparer.Ordinal)] : [];
+        }
     }
 
     /// <summary>What every embedded node is given.</summary>
@@ -114,4 +151,6 @@ public sealed class UnavailableClusterClock : IClusterClock
     public void StepTick() => throw new InvalidOperationException(UnavailableReason);
 
     public bool StepMessage() => throw new InvalidOperationException(UnavailableReason);
+
+    public IReadOnlyCollection<string> VotesFor(string candidate, long term, bool preVote) => [];
 }

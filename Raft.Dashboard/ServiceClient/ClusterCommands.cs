@@ -36,7 +36,9 @@ public sealed class ClusterCommands(INodeDirectory directory, IClusterMonitor mo
         }
     }
 
-    private Admin.AdminClient AdminOf(string id)
+    private Admin.AdminClient AdminOf(string id) => new(ChannelOf(id));
+
+    private GrpcChannel ChannelOf(string id)
     {
         NodeEndpoint node = directory.Nodes.FirstOrDefault(n => n.Id == id) ?? throw new InvalidOperationException($"unknown node {id}");
         lock (_lock)
@@ -46,7 +48,7 @@ public sealed class ClusterCommands(INodeDirectory directory, IClusterMonitor mo
                 channel = GrpcChannel.ForAddress(node.GrpcUrl);
                 _channels[node.GrpcUrl] = channel;
             }
-            return new Admin.AdminClient(channel);
+            return channel;
         }
     }
 
@@ -99,6 +101,13 @@ public sealed class ClusterCommands(INodeDirectory directory, IClusterMonitor mo
         RaftClient client = Client;
         PutReply reply = await client.PutAsync(key, value);
         return new CommandOutcome(true, reply.HasPrevious ? $"put {key}={Show(value)} (was {Show(reply.Previous)})" : $"put {key}={Show(value)}", reply.ServedBy, Redirects(client));
+    });
+
+    public Task<CommandOutcome> PutToAsync(string nodeId, string key, string value) => Guard(async () =>
+    {
+        // To this node only: a follower's refusal (with its leader) is the answer, not followed.
+        PutReply reply = await new KeyValue.KeyValueClient(ChannelOf(nodeId)).PutAsync(new PutRequest { Key = key, Value = value }, deadline: DateTime.UtcNow.AddSeconds(10));
+        return new CommandOutcome(true, $"put {key}={Show(value)} at {nodeId}", reply.ServedBy);
     });
 
     public Task<CommandOutcome> GetAsync(string key) => Guard(async () =>

@@ -10,6 +10,9 @@ public sealed record CommandOutcome(bool Ok, string Text, string? ServedBy = nul
 public interface IClusterCommands
 {
     Task<CommandOutcome> PutAsync(string key, string value);
+
+    /// <summary>A put sent to one node, which answers it itself (a follower refuses, naming its leader).</summary>
+    Task<CommandOutcome> PutToAsync(string nodeId, string key, string value);
     Task<CommandOutcome> GetAsync(string key);
     Task<CommandOutcome> DeleteAsync(string key);
     Task<CommandOutcome> CompareAndSwapAsync(string key, string? expected, string? value);

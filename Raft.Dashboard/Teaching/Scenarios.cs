@@ -1,3 +1,5 @@
+using Raft.Dashboard.ServiceClient;
+
 namespace Raft.Dashboard.Teaching;
 
 /// <summary>
@@ -11,6 +13,7 @@ public static class Scenarios
         LeaderElection(),
         LogReplication(),
         PartitionedLeader(),
+        DivergentFollower(),
         LeadershipTransfer(),
         Membership(),
         SnapshotCatchUp(),
@@ -85,7 +88,14 @@ public static class Scenarios
                 {
                     c.Roles["leader"] = await c.StableLeaderAsync();
                     await c.PauseAsync();
-                    _ = c.Commands.PutAsync("lesson", "replication"); // answered once applied, after the steps below
+                    long last = c.Cluster[c.Role("leader")]!.Status!.LastIndex;
+                    // Straight to the leader; answered once applied, after the steps below.
+                    Task<CommandOutcome> put = c.Commands.PutToAsync(c.Role("leader"), "lesson", "replication");
+                    await c.WaitUntilAsync(x => x.Cluster[x.Role("leader")]?.Status?.LastIndex > last || put.IsCompleted, "the write in the leader's log");
+                    if (put.IsCompleted && !put.Result.Ok)
+                    {
+                        throw new InvalidOperationException($"the leader refused the write: {put.Result.Text}");
+                    }
                     await c.StepUntilAsync(x => x.AnyInFlight("AppendEntries", x.Role("leader")), "the entry on its way");
                 },
                 "Open the Log tab below: the new entry is faded on the leader only."),
@@ -227,6 +237,48 @@ public static class Scenarios
                     await ScenarioContext.ExpectOkAsync(c.Commands.RestartAsync(c.Role("follower")));
                     await c.WaitUntilAsync(x => x.Cluster[x.Role("follower")]?.Status is { } s && s.SnapshotIndex > 0
                         && s.CommitIndex == x.Cluster[x.Role("leader")]?.Status?.CommitIndex, "the follower caught up from the snapshot");
+                }),
+        ]);
+
+    private static Scenario DivergentFollower() => new("divergent-follower", "Repairing a divergent log",
+        "A cut-off leader takes a write it cannot commit; the majority writes something else at that index; healing repairs the old leader's log (Figure 7).",
+        [
+            new("A write that cannot commit",
+                "The leader is cut off from the others, and a client still reaches it: it appends the write (faded: not committed) "
+                + "but cannot get it to a majority. Its log now holds an entry nobody else has.",
+                async c =>
+                {
+                    c.Roles["old leader"] = await c.StableLeaderAsync();
+                    c.Run(1);
+                    await ScenarioContext.ExpectOkAsync(c.Commands.IsolateAsync(c.Role("old leader")));
+                    long last = c.Cluster[c.Role("old leader")]!.Status!.LastIndex;
+                    _ = c.Commands.PutToAsync(c.Role("old leader"), "lost", "never committed"); // times out: no majority
+                    await c.WaitUntilAsync(x => x.Cluster[x.Role("old leader")]?.Status?.LastIndex > last, "the write in the old leader's log");
+                },
+                "Open the Log tab: the old leader's last entry is faded, and the others do not have it."),
+            new("The majority writes at the same index",
+                "The other two elect a new leader in a higher term and commit writes of their own, at the same indexes: the two logs "
+                + "now disagree at that point [paper 5.3, Figure 7].",
+                async c =>
+                {
+                    await c.WaitUntilAsync(x => x.Cluster.Nodes.Any(n => n.IsLeader && n.Id != x.Role("old leader")), "a new leader");
+                    for (int i = 0; i < 3; i++)
+                    {
+                        await ScenarioContext.ExpectOkAsync(c.Commands.PutAsync($"kept-{i}", "committed"));
+                    }
+                }),
+            new("Healed: the log is repaired",
+                "The links heal, at a fifth of real speed. The new leader's AppendEntries find that the old leader's entry at that index "
+                + "has another term (\"conflict\"); the leader moves back to where their logs agree, and the old leader deletes the "
+                + "uncommitted entry and everything after it and takes the leader's entries instead [paper 5.3]. It was never committed, "
+                + "so nothing a client was told is lost.",
+                async c =>
+                {
+                    c.Run(0.2);
+                    await ScenarioContext.ExpectOkAsync(c.Commands.HealAllAsync());
+                    await c.WaitUntilAsync(x => x.Cluster.Leader is { } l && x.Cluster[x.Role("old leader")]?.Status is { } s
+                        && s.LeaderId == l.Id && s.LastIndex == l.Status!.LastIndex && s.CommitIndex == l.Status.CommitIndex, "the old leader's log equal to the leader's");
+                    c.Run(1);
                 }),
         ]);
 }

@@ -81,6 +81,7 @@ public sealed class GrpcTransport : ITransport, IAsyncDisposable
         }
         if (_faults.ShouldDropOutgoing(message.To))
         {
+            Gate?.Dropped(message); // a watched cluster shows it falling
             return;
         }
         _tracer.Sent(message);

@@ -4,7 +4,8 @@ using Raft.Engine.Hosting;
 namespace Raft.Node.Transport;
 
 /// <summary>A peer message on its way, as the gate holds it: who sends what to whom, and when it left and lands.</summary>
-public sealed record InFlightMessage(long Id, RaftMessage Message, TimeSpan SentAt, TimeSpan ArrivesAt);
+/// <param name="Dropped">Dropped by fault injection at its sender: drawn until it would have arrived, never delivered.</param>
+public sealed record InFlightMessage(long Id, RaftMessage Message, TimeSpan SentAt, TimeSpan ArrivesAt, bool Dropped = false);
 
 /// <summary>
 /// Where the messages of an embedded cluster wait between their sender and the wire, on the cluster's
@@ -32,6 +33,9 @@ public sealed class MessageGate(ControllableClock clock)
     /// <summary>Raised when a message is held or delivered.</summary>
     public event Action? Changed;
 
+    /// <summary>Raised for every message handed on to the wire, held or not (the page counts votes from it).</summary>
+    public event Action<RaftMessage>? Delivered;
+
     /// <summary>The messages held now, oldest first.</summary>
     public IReadOnlyList<InFlightMessage> InFlight
     {
@@ -50,13 +54,28 @@ public sealed class MessageGate(ControllableClock clock)
         if (FlightTime <= TimeSpan.Zero && !clock.Paused)
         {
             deliver();
+            Delivered?.Invoke(message);
             return;
         }
+        Hold(message, deliver, dropped: false);
+    }
+
+    /// <summary>A message fault injection dropped at its sender: shown on its way for its flight time, then gone.</summary>
+    public void Dropped(RaftMessage message)
+    {
+        if (FlightTime > TimeSpan.Zero || clock.Paused)
+        {
+            Hold(message, () => { }, dropped: true);
+        }
+    }
+
+    private void Hold(RaftMessage message, Action deliver, bool dropped)
+    {
         TimeSpan now = clock.Elapsed;
         TimeSpan flight = clock.Paused && PausedFlightTime > FlightTime ? PausedFlightTime : FlightTime;
         lock (_lock)
         {
-            var inFlight = new InFlightMessage(++_nextId, message, now, now + flight);
+            var inFlight = new InFlightMessage(++_nextId, message, now, now + flight, dropped);
             ITimer timer = clock.CreateTimer(_ => Deliver(inFlight.Id), null, flight, Timeout.InfiniteTimeSpan);
             _held.Add((inFlight, deliver, timer));
         }
@@ -69,7 +88,7 @@ public sealed class MessageGate(ControllableClock clock)
         long? oldest;
         lock (_lock)
         {
-            oldest = _held.Count > 0 ? _held[0].Message.Id : null;
+            oldest = _held.FirstOrDefault(h => !h.Message.Dropped).Message?.Id;
         }
         return oldest is long id && Deliver(id);
     }
@@ -77,6 +96,7 @@ public sealed class MessageGate(ControllableClock clock)
     private bool Deliver(long id)
     {
         Action deliver;
+        InFlightMessage held;
         lock (_lock)
         {
             int at = _held.FindIndex(h => h.Message.Id == id);
@@ -84,11 +104,15 @@ public sealed class MessageGate(ControllableClock clock)
             {
                 return false;
             }
-            (_, deliver, ITimer? timer) = _held[at];
+            (held, deliver, ITimer? timer) = _held[at];
             timer?.Dispose();
             _held.RemoveAt(at);
         }
         deliver();
+        if (!held.Dropped)
+        {
+            Delivered?.Invoke(held.Message);
+        }
         Changed?.Invoke();
         return true;
     }

@@ -97,7 +97,7 @@ public sealed class ComponentTests : IAsyncDisposable
         _commands.Outcome = new CommandOutcome(true, "put color=blue", "n1", ["n2 -> n1"]);
         IRenderedComponent<CommandPanel> panel = _context.Render<CommandPanel>();
         panel.Find("input[data-testid=kv-key]").Change("color");
-        panel.Find("input[data-testid=kv-value]").Change("blue");
+        panel.Find("input[data-testid=kv-value]").Input("blue");
         panel.Find("[data-testid=btn-put]").Click();
         Assert.Equal(["put color blue"], _commands.Calls);
         string result = panel.Find("[data-testid=command-result]").TextContent;

@@ -35,6 +35,13 @@ public sealed class DashboardBrowserTests(DashboardFixture fixture) : IAsyncLife
         Assert.True(banners == 0, $"the safety banner showed: {text}");
     }
 
+    /// <summary>The command panel's last answer, or "" before there is one (without Playwright's 30 s wait for it).</summary>
+    private async Task<string> ResultText()
+    {
+        ILocator result = _page.GetByTestId("command-result");
+        return await result.CountAsync() == 0 ? "" : await result.InnerTextAsync();
+    }
+
     private Task<int> MemberCount() => _page.Locator("[data-testid^=node-][data-role]").CountAsync();
 
     private Task<int> Leaders() => _page.Locator("[data-testid^=node-][data-role=Leader]").CountAsync();
@@ -109,7 +116,7 @@ public sealed class DashboardBrowserTests(DashboardFixture fixture) : IAsyncLife
     public async Task Flow2_a_put_appears_in_the_key_value_view_and_committed_in_every_log()
     {
         await PutAsync("color", "blue");
-        await WaitAsync(async () => (await _page.GetByTestId("command-result").InnerTextAsync()).Contains("put color=blue", StringComparison.Ordinal), "the put to be acknowledged");
+        await WaitAsync(async () => (await ResultText()).Contains("put color=blue", StringComparison.Ordinal), "the put to be acknowledged");
         string leader = await LeaderId();
         // The entry's index, as the leader's log row shows it.
         ILocator entry = _page.Locator($"[data-testid^=log-{leader}-][title*='put color=blue']");
@@ -157,7 +164,7 @@ public sealed class DashboardBrowserTests(DashboardFixture fixture) : IAsyncLife
         for (int i = 0; i < 3; i++)
         {
             await PutAsync($"while-down-{i}", "x");
-            await WaitAsync(async () => (await _page.GetByTestId("command-result").InnerTextAsync()).Contains($"while-down-{i}", StringComparison.Ordinal), "the write");
+            await WaitAsync(async () => (await ResultText()).Contains($"while-down-{i}", StringComparison.Ordinal), "the write");
         }
         await ScreenshotAsync("4-follower-crashed");
         await _page.GetByTestId($"restart-{follower}").ClickAsync();
@@ -183,7 +190,7 @@ public sealed class DashboardBrowserTests(DashboardFixture fixture) : IAsyncLife
         string leader = await LeaderId();
         long before = await Number($"snapshot-{leader}");
         await PutAsync("before-snapshot", "1");
-        await WaitAsync(async () => (await _page.GetByTestId("command-result").InnerTextAsync()).Contains("before-snapshot", StringComparison.Ordinal), "the write");
+        await WaitAsync(async () => (await ResultText()).Contains("before-snapshot", StringComparison.Ordinal), "the write");
         await _page.GetByTestId($"snapshot-btn-{leader}").ClickAsync();
         await WaitAsync(async () => await Number($"snapshot-{leader}") > before, "the snapshot index to move");
         long snapshot = await Number($"snapshot-{leader}");
@@ -205,7 +212,7 @@ public sealed class DashboardBrowserTests(DashboardFixture fixture) : IAsyncLife
         await PutAsync("no", "majority");
         await WaitAsync(async () =>
             await _page.Locator("[data-testid=command-result].mud-alert-text-error, [data-testid=command-result] .mud-alert-message").CountAsync() > 0
-            && !(await _page.GetByTestId("command-result").InnerTextAsync()).Contains("put no=majority", StringComparison.Ordinal), "the refusal");
+            && !(await ResultText()).Contains("put no=majority", StringComparison.Ordinal), "the refusal");
         string message = await _page.GetByTestId("command-result").InnerTextAsync();
         Assert.Matches("DeadlineExceeded|Unavailable|FailedPrecondition", message);
         await ScreenshotAsync("7-no-majority");
@@ -226,19 +233,19 @@ public sealed class DashboardBrowserTests(DashboardFixture fixture) : IAsyncLife
         {
             string value = string.Concat(Enumerable.Range(0, size / 8).Select(i => $"{i % 10_000_000,8}"));
             await PutAsync(key, value);
-            await WaitAsync(async () => (await _page.GetByTestId("command-result").InnerTextAsync()).Contains($"put {key}=", StringComparison.Ordinal), $"the {size}-byte put");
+            await WaitAsync(async () => (await ResultText()).Contains($"put {key}=", StringComparison.Ordinal), $"the {size}-byte put");
             Assert.Equal(value, (await client.GetAsync(key)).Value);
         }
 
         string huge = new('x', 2 * 1024 * 1024);
         await PutAsync("v2m", huge);
-        await WaitAsync(async () => (await _page.GetByTestId("command-result").InnerTextAsync()).Contains("not sent", StringComparison.Ordinal), "the refusal of 2 MiB");
+        await WaitAsync(async () => (await ResultText()).Contains("not sent", StringComparison.Ordinal), "the refusal of 2 MiB");
         Assert.Contains("at most 1 MiB", await _page.GetByTestId("command-result").InnerTextAsync(), StringComparison.Ordinal);
         Assert.False((await client.GetAsync("v2m")).Found);
 
         // The page's connection survived all of it: a small put still goes through.
         await PutAsync("after-large", "ok");
-        await WaitAsync(async () => (await _page.GetByTestId("command-result").InnerTextAsync()).Contains("put after-large=ok", StringComparison.Ordinal), "a put after the large ones");
+        await WaitAsync(async () => (await ResultText()).Contains("put after-large=ok", StringComparison.Ordinal), "a put after the large ones");
         Assert.Equal("ok", (await client.GetAsync("after-large")).Value);
     }
 
@@ -319,7 +326,10 @@ public sealed class DashboardBrowserTests(DashboardFixture fixture) : IAsyncLife
         for (int i = 0; i < steps; i++)
         {
             await WaitAsync(async () => await step.GetAttributeAsync("data-step") == $"{i}" && await step.GetAttributeAsync("data-busy") == "false", $"step {i + 1} of {id}");
-            Assert.Equal(0, await _page.GetByTestId("scenario-error").CountAsync());
+            if (await _page.GetByTestId("scenario-error").CountAsync() > 0)
+            {
+                Assert.Fail($"step {i + 1} of {id}: {await _page.GetByTestId("scenario-error").InnerTextAsync()}");
+            }
             if (id == "leader-election" && i == 3)
             {
                 Assert.Contains(await InFlight(), m => m.StartsWith("PreVote ", StringComparison.Ordinal));

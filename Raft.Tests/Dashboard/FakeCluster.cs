@@ -62,6 +62,7 @@ internal sealed class FakeCommands : IClusterCommands
     }
 
     public Task<CommandOutcome> PutAsync(string key, string value) => Record($"put {key} {value}");
+    public Task<CommandOutcome> PutToAsync(string nodeId, string key, string value) => Record($"put {key} {value} at {nodeId}");
     public Task<CommandOutcome> GetAsync(string key) => Record($"get {key}");
     public Task<CommandOutcome> DeleteAsync(string key) => Record($"delete {key}");
     public Task<CommandOutcome> CompareAndSwapAsync(string key, string? expected, string? value) => Record($"cas {key} {expected ?? "-"} {value ?? "-"}");
