@@ -11,6 +11,7 @@ public static class Scenarios
     public static IReadOnlyList<Scenario> All { get; } =
     [
         LeaderElection(),
+        LeaderCrash(),
         LogReplication(),
         PartitionedLeader(),
         DivergentFollower(),
@@ -279,6 +280,50 @@ public static class Scenarios
                     await c.WaitUntilAsync(x => x.Cluster.Leader is { } l && x.Cluster[x.Role("old leader")]?.Status is { } s
                         && s.LeaderId == l.Id && s.LastIndex == l.Status!.LastIndex && s.CommitIndex == l.Status.CommitIndex, "the old leader's log equal to the leader's");
                     c.Run(1);
+                }),
+        ]);
+
+    private static Scenario LeaderCrash() => new("leader-crash", "A leader crash: what was acknowledged survives",
+        "The leader crashes with a write in its log that no one else has: the new leader never had it, and it is lost; every acknowledged write stays.",
+        [
+            new("A write reaches only the leader",
+                "Paused, a client writes to the leader. It appends the entry (faded: not committed) and sends AppendEntries, which "
+                + "are still in flight: no follower has the entry, and the client has had no answer.",
+                async c =>
+                {
+                    c.Roles["leader"] = await c.StableLeaderAsync();
+                    await ScenarioContext.ExpectOkAsync(c.Commands.PutAsync("acknowledged", "kept"));
+                    await c.PauseAsync();
+                    long last = c.Cluster[c.Role("leader")]!.Status!.LastIndex;
+                    _ = c.Commands.PutToAsync(c.Role("leader"), "unacknowledged", "lost"); // never answered with success
+                    await c.WaitUntilAsync(x => x.Cluster[x.Role("leader")]?.Status?.LastIndex > last, "the write in the leader's log");
+                }),
+            new("The leader crashes",
+                "It crashes before any AppendEntries arrives: the messages in flight die with it. The followers hold every acknowledged "
+                + "entry (acknowledged means stored on a majority), but not the new one.",
+                async c =>
+                {
+                    await ScenarioContext.ExpectOkAsync(c.Commands.CrashAsync(c.Role("leader")));
+                    await c.WaitUntilAsync(x => x.RoleOf(x.Role("leader")) is null, "the leader down");
+                }),
+            new("A new leader without the entry",
+                "The clock runs again (a fifth of real speed): the followers elect a new leader. Its log is complete for everything "
+                + "committed [paper 5.4: Leader Completeness], so the acknowledged write is there; the unacknowledged one never was.",
+                async c =>
+                {
+                    c.Run(0.2);
+                    await c.WaitUntilAsync(x => x.Cluster.Leader is { } l && l.Id != x.Role("leader"), "a new leader");
+                    c.Roles["new leader"] = c.Cluster.Leader!.Id;
+                }),
+            new("The old leader comes back",
+                "Restarted, it follows the new leader, and its entry that nobody else has is replaced by the new leader's entries. The "
+                + "client that sent it got no success, so nothing it was told is lost.",
+                async c =>
+                {
+                    await ScenarioContext.ExpectOkAsync(c.Commands.RestartAsync(c.Role("leader")));
+                    c.Run(1);
+                    await c.WaitUntilAsync(x => x.Cluster[x.Role("leader")]?.Status is { } s && x.Cluster.Leader is { } l
+                        && s.LeaderId == l.Id && s.LastIndex == l.Status!.LastIndex, "the old leader's log equal to the new leader's");
                 }),
         ]);
 }

@@ -134,7 +134,23 @@ public sealed class ComponentTests : IAsyncDisposable
         Assert.Equal("true", log.Find("[data-testid=log-n3-1]").GetAttribute("data-in-snapshot"));
         Assert.Contains("snapshot ≤ 1", log.Find("[data-testid=snapshot-boundary-n3]").TextContent, StringComparison.Ordinal);
         Assert.Contains("put color=blue", log.Find("[data-testid=log-n2-3]").GetAttribute("title"), StringComparison.Ordinal);
-        Assert.Contains("n2: 3 / 4", log.Find("[data-testid=progress-n2]").TextContent, StringComparison.Ordinal);
+        // The leader's view of each follower, on the follower's own row: matchIndex and nextIndex.
+        Assert.Contains("match 3 · next 4", log.Find("[data-testid=progress-n2]").TextContent, StringComparison.Ordinal);
+        Assert.Contains("match-marker", log.Find("[data-testid=log-n2-3]").GetAttribute("class"), StringComparison.Ordinal);
+        Assert.Single(log.FindAll("[data-testid=log-row-n2] [data-marker=next-marker]"));
+    }
+
+    [Fact]
+    public void A_match_the_leader_reports_past_a_followers_own_last_entry_is_drawn_at_that_entry()
+    {
+        // The leader was sampled after n2 answered for entry 5; n2's own status is older and ends at 3.
+        ClusterSnapshot cluster = FakeMonitor.ThreeNodes();
+        NodeSnapshot leader = cluster.Nodes[0];
+        var members = leader.Status!.Members.Select(m => m.Id == "n2" ? m with { MatchIndex = 5, NextIndex = 6 } : m).ToList();
+        _monitor.Current = cluster with { Nodes = [leader with { Status = leader.Status with { Members = members } }, .. cluster.Nodes.Skip(1)] };
+        IRenderedComponent<LogView> log = _context.Render<LogView>();
+        Assert.Contains("match 3 · next 6", log.Find("[data-testid=progress-n2]").TextContent, StringComparison.Ordinal);
+        Assert.Contains("match-marker", log.Find("[data-testid=log-n2-3]").GetAttribute("class"), StringComparison.Ordinal);
     }
 
     [Fact]

@@ -125,10 +125,13 @@ public sealed class SqliteCrashTests(ITestOutputHelper output) : IDisposable
         long snapshotIndex = state.Snapshot?.Metadata.Index ?? 0;
         long last = state.Entries.Count > 0 ? state.Entries[^1].Index : snapshotIndex;
         long term = Math.Max(1, state.HardState.Term);
+        // Entries of a term are only ever saved with (or after) that term: a fresh file gets term 1 with its first batch.
+        bool termSaved = state.HardState.Term >= term;
         var random = new Random();
         while (true)
         {
-            HardState? hardState = null;
+            HardState? hardState = termSaved ? null : new HardState(term, "s1");
+            termSaved = true;
             long from = last + 1;
             if (random.Next(10) == 0)
             {
