@@ -87,6 +87,29 @@ public sealed class ScenarioContext(IClusterClock clock, IClusterCommands comman
 
     public string? RoleOf(string id) => Cluster[id] is { Connected: true, Status: { } s } ? s.Role : null;
 
+    /// <summary>Crashes the node the scenario calls <paramref name="name"/> and waits until the page shows it down.</summary>
+    public async Task CrashAsync(string name)
+    {
+        await ExpectOkAsync(commands.CrashAsync(Role(name)));
+        await WaitUntilAsync(x => x.RoleOf(x.Role(name)) is null, $"the {name} down");
+    }
+
+    /// <summary>
+    /// Sends a write straight to the node called <paramref name="name"/> (no redirect) and waits until it is in that node's
+    /// log; returns the write, which is answered only once it is applied (if ever).
+    /// </summary>
+    public async Task<Task<CommandOutcome>> AppendAtAsync(string name, string key, string value)
+    {
+        long last = Cluster[Role(name)]?.Status?.LastIndex ?? 0;
+        Task<CommandOutcome> put = commands.PutToAsync(Role(name), key, value);
+        await WaitUntilAsync(x => x.Cluster[x.Role(name)]?.Status?.LastIndex > last || put.IsCompleted, $"the write in the {name}'s log");
+        if (put.IsCompleted && !put.Result.Ok)
+        {
+            throw new InvalidOperationException($"the {name} refused the write: {put.Result.Text}");
+        }
+        return put;
+    }
+
     public static async Task ExpectOkAsync(Task<CommandOutcome> action)
     {
         CommandOutcome outcome = await action;

@@ -1,5 +1,3 @@
-using Raft.Dashboard.ServiceClient;
-
 namespace Raft.Dashboard.Teaching;
 
 /// <summary>
@@ -40,11 +38,7 @@ public static class Scenarios
             new("The leader crashes",
                 "Now no heartbeat comes. Step the clock: the followers' arcs fill. Their timeouts are random (150 to 300 ms here, "
                 + "15 to 30 ticks), so one of them nearly always runs out first.",
-                async c =>
-                {
-                    await ScenarioContext.ExpectOkAsync(c.Commands.CrashAsync(c.Role("leader")));
-                    await c.WaitUntilAsync(x => x.RoleOf(x.Role("leader")) is null, "the leader down");
-                }),
+                c => c.CrashAsync("leader")),
             new("Pre-vote",
                 "A follower's timer ran out. Before it raises its term it asks the others: would you vote for me? (PreVote, "
                 + "dissertation 9.6). A server that was only cut off cannot disrupt a working cluster this way: nobody would say yes.",
@@ -89,14 +83,7 @@ public static class Scenarios
                 {
                     c.Roles["leader"] = await c.StableLeaderAsync();
                     await c.PauseAsync();
-                    long last = c.Cluster[c.Role("leader")]!.Status!.LastIndex;
-                    // Straight to the leader; answered once applied, after the steps below.
-                    Task<CommandOutcome> put = c.Commands.PutToAsync(c.Role("leader"), "lesson", "replication");
-                    await c.WaitUntilAsync(x => x.Cluster[x.Role("leader")]?.Status?.LastIndex > last || put.IsCompleted, "the write in the leader's log");
-                    if (put.IsCompleted && !put.Result.Ok)
-                    {
-                        throw new InvalidOperationException($"the leader refused the write: {put.Result.Text}");
-                    }
+                    await c.AppendAtAsync("leader", "lesson", "replication"); // answered once applied, after the steps below
                     await c.StepUntilAsync(x => x.AnyInFlight("AppendEntries", x.Role("leader")), "the entry on its way");
                 },
                 "Open the Log tab below: the new entry is faded on the leader only."),
@@ -252,9 +239,7 @@ public static class Scenarios
                     c.Roles["old leader"] = await c.StableLeaderAsync();
                     c.Run(1);
                     await ScenarioContext.ExpectOkAsync(c.Commands.IsolateAsync(c.Role("old leader")));
-                    long last = c.Cluster[c.Role("old leader")]!.Status!.LastIndex;
-                    _ = c.Commands.PutToAsync(c.Role("old leader"), "lost", "never committed"); // times out: no majority
-                    await c.WaitUntilAsync(x => x.Cluster[x.Role("old leader")]?.Status?.LastIndex > last, "the write in the old leader's log");
+                    await c.AppendAtAsync("old leader", "lost", "never committed"); // times out: no majority
                 },
                 "Open the Log tab: the old leader's last entry is faded, and the others do not have it."),
             new("The majority writes at the same index",
@@ -294,18 +279,12 @@ public static class Scenarios
                     c.Roles["leader"] = await c.StableLeaderAsync();
                     await ScenarioContext.ExpectOkAsync(c.Commands.PutAsync("acknowledged", "kept"));
                     await c.PauseAsync();
-                    long last = c.Cluster[c.Role("leader")]!.Status!.LastIndex;
-                    _ = c.Commands.PutToAsync(c.Role("leader"), "unacknowledged", "lost"); // never answered with success
-                    await c.WaitUntilAsync(x => x.Cluster[x.Role("leader")]?.Status?.LastIndex > last, "the write in the leader's log");
+                    await c.AppendAtAsync("leader", "unacknowledged", "lost"); // never answered with success
                 }),
             new("The leader crashes",
                 "It crashes before any AppendEntries arrives: the messages in flight die with it. The followers hold every acknowledged "
                 + "entry (acknowledged means stored on a majority), but not the new one.",
-                async c =>
-                {
-                    await ScenarioContext.ExpectOkAsync(c.Commands.CrashAsync(c.Role("leader")));
-                    await c.WaitUntilAsync(x => x.RoleOf(x.Role("leader")) is null, "the leader down");
-                }),
+                c => c.CrashAsync("leader")),
             new("A new leader without the entry",
                 "The clock runs again (a fifth of real speed): the followers elect a new leader. Its log is complete for everything "
                 + "committed [paper 5.4: Leader Completeness], so the acknowledged write is there; the unacknowledged one never was.",
