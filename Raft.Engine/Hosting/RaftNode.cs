@@ -35,6 +35,8 @@ public sealed class RaftNode : IAsyncDisposable
     private bool _snapshotPending;
     /// <summary>Read-index requests in the order made, each with the time after which it has waited too long.</summary>
     private readonly Queue<(long RequestId, DateTimeOffset Deadline)> _readDeadlines = new();
+    /// <summary>When each read still waiting for its index last asked the leader for it.</summary>
+    private readonly Dictionary<long, DateTimeOffset> _readAskedAt = [];
     private long _nextReadId;
     private long _lastApplied;
 
@@ -372,6 +374,7 @@ public sealed class RaftNode : IAsyncDisposable
                 long requestId = ++_nextReadId;
                 _readsAwaitingIndex[requestId] = read.Completion;
                 _readDeadlines.Enqueue((requestId, _time.GetUtcNow() + _options.ReadIndexTimeout));
+                _readAskedAt[requestId] = _time.GetUtcNow();
                 core.ReadIndex(requestId);
                 break;
             case AdminInput { Kind: AdminKind.TakeSnapshot } snapshot:
@@ -614,7 +617,11 @@ public sealed class RaftNode : IAsyncDisposable
         _snapshotWaiters.Clear();
     }
 
-    /// <summary>A read whose index never came (the request or its answer was lost) fails instead of waiting forever.</summary>
+    /// <summary>
+    /// A follower's read whose index has not come (its request or the answer was lost, as messages may be) asks the
+    /// leader again every <see cref="ReadIndexRetryInterval"/>; one that gets no index within
+    /// <see cref="RaftNodeOptions.ReadIndexTimeout"/> fails instead of waiting forever.
+    /// </summary>
     private void ExpireReadIndexWaits(RaftCore core)
     {
         if (_readDeadlines.Count == 0)
@@ -622,6 +629,14 @@ public sealed class RaftNode : IAsyncDisposable
             return;
         }
         DateTimeOffset now = _time.GetUtcNow();
+        if (core.Role != Role.Leader && core.LeaderId != null)
+        {
+            foreach ((long requestId, DateTimeOffset askedAt) in _readAskedAt.Where(r => now - r.Value >= ReadIndexRetryInterval).ToList())
+            {
+                _readAskedAt[requestId] = now;
+                core.ReadIndex(requestId); // the leader answers each ask; the first answer completes the read
+            }
+        }
         while (_readDeadlines.TryPeek(out (long RequestId, DateTimeOffset Deadline) oldest))
         {
             if (_readsAwaitingIndex.ContainsKey(oldest.RequestId) && oldest.Deadline > now)
@@ -629,6 +644,7 @@ public sealed class RaftNode : IAsyncDisposable
                 return; // deadlines grow with request ids: the rest are younger
             }
             _readDeadlines.Dequeue();
+            _readAskedAt.Remove(oldest.RequestId);
             if (_readsAwaitingIndex.Remove(oldest.RequestId, out TaskCompletionSource? waiter))
             {
                 waiter.TrySetException(new NotLeaderException(Id, core.LeaderId,
@@ -637,8 +653,13 @@ public sealed class RaftNode : IAsyncDisposable
         }
     }
 
+    /// <summary>How long a follower's read waits for its index before asking again: an election timeout, or a third of the read timeout if that is shorter.</summary>
+    private TimeSpan ReadIndexRetryInterval =>
+        TimeSpan.FromTicks(Math.Min(_options.TickInterval.Ticks * _options.Raft.ElectionTicks, _options.ReadIndexTimeout.Ticks / 3));
+
     private void OnReadState(ReadState read)
     {
+        _readAskedAt.Remove(read.RequestId);
         if (!_readsAwaitingIndex.Remove(read.RequestId, out TaskCompletionSource? waiter))
         {
             return;
@@ -762,6 +783,7 @@ public sealed class RaftNode : IAsyncDisposable
         }
         _readsAwaitingIndex.Clear();
         _readDeadlines.Clear();
+        _readAskedAt.Clear();
         _readsAwaitingApply.Clear();
         foreach (PendingAdmin pending in _admin)
         {

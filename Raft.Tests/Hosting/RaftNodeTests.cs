@@ -196,6 +196,43 @@ public sealed class RaftNodeTests : IAsyncLifetime
         Assert.Equal("n1", failed.LeaderHint);
     }
 
+    /// <summary>Stands in for a leader that is not on the network: drops the first read-index request, answers the others.</summary>
+    private sealed class LossyLeader(Func<RaftNode> follower) : ITransport
+    {
+        public int Asked;
+
+        public void Send(RaftMessage message)
+        {
+            if (message is ReadIndexRequest request && Interlocked.Increment(ref Asked) > 1)
+            {
+                follower().Receive(new ReadIndexResponse("n1", "n2", request.Term, request.RequestId, 1, true));
+            }
+        }
+    }
+
+    [Fact]
+    public async Task A_follower_asks_again_when_its_read_index_request_is_lost_and_the_read_succeeds()
+    {
+        // Messages may be lost: a follower's read whose request was lost used to fail after the timeout (3 s), and a
+        // client saw "got no read index" from a healthy cluster.
+        RaftNode? node = null;
+        var leader = new LossyLeader(() => node!);
+        node = new RaftNode(new RaftNodeOptions
+        {
+            Id = "n2",
+            Members = Members,
+            Raft = new RaftOptions { ElectionTicks = 1000, HeartbeatTicks = 10 },
+            ReadIndexTimeout = TimeSpan.FromSeconds(3),
+        }, new MemoryLogStore(), new KeyValueStateMachine(), leader);
+        await node.StartAsync();
+        _nodes.Add(node);
+        node.Receive(new AppendEntries("n1", "n2", 1, 0, 0, [new LogEntry(1, 1, EntryKind.NoOp, [])], 1));
+        await WaitUntilAsync(() => node.Status.LeaderId == "n1" && node.Status.CommitIndex == 1);
+
+        await node.LinearizableReadAsync().WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.True(leader.Asked >= 2, $"asked {leader.Asked} times");
+    }
+
     /// <summary>A disk that fails: every save after the first <paramref name="goodSaves"/> throws.</summary>
     private sealed class FailingStore(int goodSaves) : ILogStore
     {
