@@ -110,13 +110,7 @@ public sealed class ClusterMember : IHostedService, IAsyncDisposable
             StateMachine,
             Transport,
             _sharedTime?.Clock);
-        _node.EventRaised += e =>
-        {
-            if (e is ProblemDetected problem)
-            {
-                _logger.LogWarning("node {Node}: {Problem}", Id, Events.EventStreamer.Describe(problem.Notice));
-            }
-        };
+        _node.EventRaised += LogEvent;
         _metrics.Observe(() => _node?.Status);
         await _node.StartAsync(cancellationToken);
         _ = WatchAsync(_node);
@@ -150,6 +144,45 @@ public sealed class ClusterMember : IHostedService, IAsyncDisposable
             _logger.LogWarning("{Folder} holds state: ignoring --members; the cluster recorded there is {Configuration}", Options.DataDirectory, recorded?.ToString() ?? "not known yet");
         }
         return new Dictionary<string, string>();
+    }
+
+    private Role _loggedRole = Role.Follower;
+
+    /// <summary>
+    /// What an operator reading the log must see (issue 13): elections won and lost, term changes, committed membership
+    /// changes, snapshots, abandoned operations and problems. Pre-votes are debug: an isolated node starts one every
+    /// election timeout.
+    /// </summary>
+    private void LogEvent(RaftEvent e)
+    {
+        switch (e)
+        {
+            case RoleChanged { Role: Role.PreCandidate } r:
+                _logger.LogDebug("node {Node} asks for pre-votes for term {Term}", Id, r.Term + 1);
+                break;
+            case RoleChanged r when r.Role is Role.Leader or Role.Candidate || _loggedRole is Role.Leader or Role.Candidate:
+                _logger.LogInformation("node {Node} became {Role} in term {Term}", Id, r.Role, r.Term);
+                _loggedRole = r.Role;
+                break;
+            case TermChanged t:
+                _logger.LogInformation("node {Node} is in term {Term}", Id, t.Term);
+                break;
+            case ConfigurationChanged { Committed: true } c:
+                _logger.LogInformation("node {Node}: configuration committed: {Configuration}", Id, c.Configuration);
+                break;
+            case SnapshotTaken s:
+                _logger.LogInformation("node {Node} took a snapshot at index {Index} (term {Term}, {Bytes} bytes)", Id, s.Index, s.Term, s.Bytes);
+                break;
+            case SnapshotInstalled s:
+                _logger.LogInformation("node {Node} installed a snapshot at index {Index} (term {Term}, {Bytes} bytes) from {Leader}", Id, s.Index, s.Term, s.Bytes, s.FromLeader);
+                break;
+            case OperationAbandoned a:
+                _logger.LogWarning("node {Node}: gave up: {Notice}", Id, Events.EventStreamer.Describe(a.Notice));
+                break;
+            case ProblemDetected problem:
+                _logger.LogWarning("node {Node}: {Problem}", Id, Events.EventStreamer.Describe(problem.Notice));
+                break;
+        }
     }
 
     /// <summary>Why this member's engine stopped working, or null: health reports it, and the process exits non-zero.</summary>

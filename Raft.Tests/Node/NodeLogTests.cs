@@ -1,0 +1,67 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Raft.Node.Hosting;
+
+namespace Raft.Tests.Node;
+
+/// <summary>What an operator reading a node's log at the default level sees.</summary>
+public sealed class NodeLogTests
+{
+    private sealed class CapturingProvider : ILoggerProvider
+    {
+        public ConcurrentQueue<string> Lines { get; } = new();
+
+        public ILogger CreateLogger(string categoryName) => new Capturing(this);
+
+        public void Dispose()
+        {
+        }
+
+        private sealed class Capturing(CapturingProvider provider) : ILogger
+        {
+            public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+            public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Information;
+
+            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+            {
+                if (IsEnabled(logLevel))
+                {
+                    provider.Lines.Enqueue($"{logLevel}: {formatter(state, exception)}");
+                }
+            }
+        }
+    }
+
+    [Fact]
+    public async Task The_info_log_says_when_a_node_changes_term_becomes_leader_and_takes_a_snapshot()
+    {
+        var capture = new CapturingProvider();
+        string folder = Directory.CreateTempSubdirectory("raft-log-").FullName;
+        MemberSpec spec = MemberSpec.Create("n1", folder);
+        var app = NodeApp.Build(spec.Options($"n1={spec.GrpcUrl}", null), builder =>
+        {
+            builder.Logging.ClearProviders();
+            builder.Logging.AddProvider(capture);
+            builder.Logging.SetMinimumLevel(LogLevel.Information);
+        });
+        await app.StartAsync();
+        try
+        {
+            ClusterMember member = app.Services.GetRequiredService<ClusterMember>();
+            await NodeTestCluster.WaitUntilAsync(() => Task.FromResult(member.Node.Status.Role == Raft.Engine.Consensus.Role.Leader), what: "a leader");
+            await member.Node.ProposeAsync(Raft.Engine.StateMachines.KvCommand.Put("k", "v").Encode());
+            await member.Node.TakeSnapshotAsync();
+            await NodeTestCluster.WaitUntilAsync(() => Task.FromResult(capture.Lines.Any(l => l.Contains("took a snapshot", StringComparison.Ordinal))), what: "the snapshot's line");
+            Assert.Contains(capture.Lines, l => l.Contains("node n1 is in term 1", StringComparison.Ordinal));
+            Assert.Contains(capture.Lines, l => l.Contains("node n1 became Leader in term 1", StringComparison.Ordinal));
+        }
+        finally
+        {
+            await app.StopAsync();
+            await app.DisposeAsync();
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+}
