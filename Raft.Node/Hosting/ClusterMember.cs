@@ -147,6 +147,31 @@ public sealed class ClusterMember : IHostedService, IAsyncDisposable
     }
 
     private Role _loggedRole = Role.Follower;
+    private long? _readyAt;
+
+    /// <summary>
+    /// Ready to serve (/readyz): the engine runs, a leader is known, and this node has applied everything that was
+    /// committed when it first learned of a leader (so a restarted or new node is not sent reads and writes it would
+    /// answer from far behind). Null when ready; else why not.
+    /// </summary>
+    public string? NotReadyReason()
+    {
+        if (Failure is { } failure)
+        {
+            return $"the engine failed: {failure.Message}";
+        }
+        if (_node is not { } node)
+        {
+            return "starting";
+        }
+        RaftNodeStatus status = node.Status;
+        if (status.LeaderId is null)
+        {
+            return "no leader is known";
+        }
+        long mark = _readyAt ??= status.CommitIndex; // the commit index as of the first leader it heard of
+        return status.AppliedIndex >= mark ? null : $"catching up: applied {status.AppliedIndex} of {mark}";
+    }
 
     /// <summary>
     /// What an operator reading the log must see (issue 13): elections won and lost, term changes, committed membership

@@ -70,6 +70,10 @@ public static class NodeApp
                 Leader = member.Node.Status.LeaderId,
                 Storage = member.Node.StorageProblem is { } full ? full.Message : "ok",
             }));
+        // Liveness is /healthz (the process and its engine work); readiness is this (it can serve clients now).
+        app.MapGet("/readyz", (ClusterMember member) => member.NotReadyReason() is { } reason
+            ? Results.Json(new { member.Id, Ready = false, Reason = reason }, statusCode: StatusCodes.Status503ServiceUnavailable)
+            : Results.Ok(new { member.Id, Ready = true, Leader = member.Node.Status.LeaderId }));
         app.MapPrometheusScrapingEndpoint("/metrics");
         return app;
     }

@@ -117,6 +117,29 @@ public sealed class NodeClusterTests
     }
 
     [Fact]
+    public async Task Readiness_needs_a_known_leader_and_healthz_stays_up_without_one()
+    {
+        await using var cluster = new NodeTestCluster(3);
+        await cluster.StartAllAsync();
+        string leader = await cluster.WaitForLeaderAsync();
+        using var http = new HttpClient();
+        async Task<System.Net.HttpStatusCode> Get(string id, string path) => (await http.GetAsync($"{cluster[id].HttpUrl}{path}")).StatusCode;
+        foreach (string id in cluster.Specs.Select(s => s.Id))
+        {
+            await NodeTestCluster.WaitUntilAsync(async () => await Get(id, "/readyz") == System.Net.HttpStatusCode.OK, what: $"{id} ready");
+        }
+        // Cut off, a follower soon knows no leader: not ready (no client should be sent there), but alive.
+        string follower = cluster.Specs.First(s => s.Id != leader).Id;
+        await cluster.Admin(follower).SetFaultsAsync(new FaultSpec { Isolate = true });
+        await NodeTestCluster.WaitUntilAsync(async () => await Get(follower, "/readyz") == System.Net.HttpStatusCode.ServiceUnavailable, what: "the isolated follower not ready");
+        using HttpResponseMessage notReady = await http.GetAsync($"{cluster[follower].HttpUrl}/readyz");
+        Assert.Contains("no leader is known", await notReady.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Equal(System.Net.HttpStatusCode.OK, await Get(follower, "/healthz"));
+        await cluster.Admin(follower).HealAsync(new HealRequest());
+        await NodeTestCluster.WaitUntilAsync(async () => await Get(follower, "/readyz") == System.Net.HttpStatusCode.OK, what: "ready again after healing");
+    }
+
+    [Fact]
     public async Task An_isolated_leader_is_replaced_its_writes_fail_and_after_healing_all_logs_agree()
     {
         await using var cluster = new NodeTestCluster(3);
