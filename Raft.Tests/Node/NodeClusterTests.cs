@@ -43,16 +43,18 @@ public sealed class NodeClusterTests
             await cluster.Peer(target.Id).AppendEntriesAsync(forged);
         }
 
-        Assert.Equal(leader, await cluster.WaitForLeaderAsync());
+        // The outsider's terms were taken by no one. (A loaded machine may still hold an election of its own meanwhile:
+        // that moves the term by one or two, never to the outsider's.)
+        await cluster.WaitForLeaderAsync();
         NodeStatus after = await cluster.StatusAsync(leader);
-        Assert.Equal(status.Term, after.Term);
         Assert.True(after.RefusedMessages >= 3, $"{after.RefusedMessages} refused messages counted");
         await client.PutAsync("after", "2"); // the cluster still serves writes
         foreach (MemberSpec node in cluster.Specs)
         {
             using var reader = cluster.Client(node.GrpcUrl);
             Assert.False((await reader.GetAsync("forged")).Found, $"{node.Id} applied a forged entry");
-            Assert.Equal(status.Term, (await cluster.StatusAsync(node.Id)).Term);
+            long term = (await cluster.StatusAsync(node.Id)).Term;
+            Assert.True(term >= status.Term && term < status.Term + 10, $"{node.Id} is in term {term}, the outsider sent 1000000 and Int64.MaxValue");
         }
     }
 
