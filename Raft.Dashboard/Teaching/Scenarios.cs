@@ -232,14 +232,17 @@ public static class Scenarios
         "A cut-off leader takes a write it cannot commit; the majority writes something else at that index; healing repairs the old leader's log (Figure 7).",
         [
             new("A write that cannot commit",
-                "The leader is cut off from the others, and a client still reaches it: it appends the write (faded: not committed) "
-                + "but cannot get it to a majority. Its log now holds an entry nobody else has.",
+                "The leader is cut off from the others (the clock paused a moment so that it still leads), and a client still reaches "
+                + "it: it appends the write (faded: not committed), but its AppendEntries are dropped (grey) and it cannot get the "
+                + "entry to a majority. Its log now holds an entry nobody else has.",
                 async c =>
                 {
                     c.Roles["old leader"] = await c.StableLeaderAsync();
-                    c.Run(1);
+                    // Paused first: no tick, so the cut-off leader cannot step down (CheckQuorum) before the write reaches it.
+                    await c.PauseAsync();
                     await ScenarioContext.ExpectOkAsync(c.Commands.IsolateAsync(c.Role("old leader")));
                     await c.AppendAtAsync("old leader", "lost", "never committed"); // times out: no majority
+                    c.Run(1);
                 },
                 "Open the Log tab: the old leader's last entry is faded, and the others do not have it."),
             new("The majority writes at the same index",

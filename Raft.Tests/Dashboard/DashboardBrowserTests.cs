@@ -258,6 +258,19 @@ public sealed class DashboardBrowserTests(DashboardFixture fixture) : IAsyncLife
     [Fact]
     public async Task Flow9_paused_means_no_election_fires_and_a_step_delivers_exactly_one_message()
     {
+        try
+        {
+            await Flow9Async();
+        }
+        catch
+        {
+            await RestoreClusterAsync();
+            throw;
+        }
+    }
+
+    private async Task Flow9Async()
+    {
         string leader = await LeaderId();
         string[] followers = [.. (await NodeIds()).Where(id => id != leader)];
         await _page.GetByTestId("clock-pause").ClickAsync();
@@ -316,9 +329,48 @@ public sealed class DashboardBrowserTests(DashboardFixture fixture) : IAsyncLife
 
     public static TheoryData<string> ScenarioIds => new(Raft.Dashboard.Teaching.Scenarios.All.Select(s => s.Id));
 
+    /// <summary>
+    /// After a flow that failed half way (a scenario step, a paused clock, a crash, a cut), puts the shared cluster back:
+    /// live view, clock running at real speed, links healed, every node running; so one failure does not fail the rest.
+    /// </summary>
+    private async Task RestoreClusterAsync()
+    {
+        if (await _page.GetByTestId("scenario-close").CountAsync() > 0)
+        {
+            await _page.GetByTestId("scenario-close").ClickAsync();
+        }
+        if (await _page.GetByTestId("replay-live").IsEnabledAsync())
+        {
+            await _page.GetByTestId("replay-live").ClickAsync();
+        }
+        if (await _page.GetByTestId("clock-resume").CountAsync() > 0)
+        {
+            await _page.GetByTestId("clock-resume").ClickAsync();
+        }
+        await _page.GetByTestId("speed-1").ClickAsync();
+        await _page.GetByTestId("btn-heal-all").ClickAsync();
+        foreach (ILocator restart in await _page.Locator("[data-testid^=restart-]").AllAsync())
+        {
+            await restart.ClickAsync();
+        }
+    }
+
     [Theory]
     [MemberData(nameof(ScenarioIds))]
     public async Task Flow10_each_guided_scenario_runs_to_its_end(string id)
+    {
+        try
+        {
+            await RunScenarioAsync(id);
+        }
+        catch
+        {
+            await RestoreClusterAsync();
+            throw;
+        }
+    }
+
+    private async Task RunScenarioAsync(string id)
     {
         await _page.GetByTestId($"scenario-{id}").ClickAsync();
         ILocator step = _page.GetByTestId("scenario-step");
@@ -348,6 +400,19 @@ public sealed class DashboardBrowserTests(DashboardFixture fixture) : IAsyncLife
     [Fact]
     public async Task Flow11_clicking_a_node_in_the_picture_crashes_it_and_the_page_stays_usable_meanwhile()
     {
+        try
+        {
+            await Flow11Async();
+        }
+        catch
+        {
+            await RestoreClusterAsync();
+            throw;
+        }
+    }
+
+    private async Task Flow11Async()
+    {
         string leader = await LeaderId();
         string follower = (await NodeIds()).First(id => id != leader);
         await _page.GetByTestId($"node-{follower}").ClickAsync();
@@ -365,6 +430,19 @@ public sealed class DashboardBrowserTests(DashboardFixture fixture) : IAsyncLife
 
     [Fact]
     public async Task Flow12_replay_shows_an_earlier_leader_and_a_recording_round_trips_through_a_file()
+    {
+        try
+        {
+            await Flow12Async();
+        }
+        catch
+        {
+            await RestoreClusterAsync();
+            throw;
+        }
+    }
+
+    private async Task Flow12Async()
     {
         string leader = await LeaderId();
         await Task.Delay(1000); // a few frames with it leading
