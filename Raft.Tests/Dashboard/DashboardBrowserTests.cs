@@ -256,18 +256,8 @@ public sealed class DashboardBrowserTests(DashboardFixture fixture) : IAsyncLife
         await Task.WhenAll(ids.Select(async id => long.TryParse(await _page.GetByTestId($"term-{id}").InnerTextAsync(), out long t) ? t : -1));
 
     [Fact]
-    public async Task Flow9_paused_means_no_election_fires_and_a_step_delivers_exactly_one_message()
-    {
-        try
-        {
-            await Flow9Async();
-        }
-        catch
-        {
-            await RestoreClusterAsync();
-            throw;
-        }
-    }
+    public Task Flow9_paused_means_no_election_fires_and_a_step_delivers_exactly_one_message() =>
+        RestoringTheClusterOnFailureAsync(Flow9Async);
 
     private async Task Flow9Async()
     {
@@ -355,13 +345,12 @@ public sealed class DashboardBrowserTests(DashboardFixture fixture) : IAsyncLife
         }
     }
 
-    [Theory]
-    [MemberData(nameof(ScenarioIds))]
-    public async Task Flow10_each_guided_scenario_runs_to_its_end(string id)
+    /// <summary>Runs a flow that pauses, crashes or cuts; if it fails half way, the shared cluster is put back before the failure is reported.</summary>
+    private async Task RestoringTheClusterOnFailureAsync(Func<Task> flow)
     {
         try
         {
-            await RunScenarioAsync(id);
+            await flow();
         }
         catch
         {
@@ -369,6 +358,11 @@ public sealed class DashboardBrowserTests(DashboardFixture fixture) : IAsyncLife
             throw;
         }
     }
+
+    [Theory]
+    [MemberData(nameof(ScenarioIds))]
+    public Task Flow10_each_guided_scenario_runs_to_its_end(string id) =>
+        RestoringTheClusterOnFailureAsync(() => RunScenarioAsync(id));
 
     private async Task RunScenarioAsync(string id)
     {
@@ -398,18 +392,8 @@ public sealed class DashboardBrowserTests(DashboardFixture fixture) : IAsyncLife
     }
 
     [Fact]
-    public async Task Flow11_clicking_a_node_in_the_picture_crashes_it_and_the_page_stays_usable_meanwhile()
-    {
-        try
-        {
-            await Flow11Async();
-        }
-        catch
-        {
-            await RestoreClusterAsync();
-            throw;
-        }
-    }
+    public Task Flow11_clicking_a_node_in_the_picture_crashes_it_and_the_page_stays_usable_meanwhile() =>
+        RestoringTheClusterOnFailureAsync(Flow11Async);
 
     private async Task Flow11Async()
     {
@@ -429,18 +413,8 @@ public sealed class DashboardBrowserTests(DashboardFixture fixture) : IAsyncLife
     }
 
     [Fact]
-    public async Task Flow12_replay_shows_an_earlier_leader_and_a_recording_round_trips_through_a_file()
-    {
-        try
-        {
-            await Flow12Async();
-        }
-        catch
-        {
-            await RestoreClusterAsync();
-            throw;
-        }
-    }
+    public Task Flow12_replay_shows_an_earlier_leader_and_a_recording_round_trips_through_a_file() =>
+        RestoringTheClusterOnFailureAsync(Flow12Async);
 
     private async Task Flow12Async()
     {
