@@ -36,7 +36,11 @@ public static class Cli
         string[] rest = [.. positional.Skip(1)];
         bool json = flags.ContainsKey("json");
         string endpoints = flags.GetValueOrDefault("endpoints") ?? Environment.GetEnvironmentVariable("RAFT_ENDPOINTS") ?? "http://127.0.0.1:7001";
-        using var client = new RaftClient(endpoints.Split(','));
+        using var client = new RaftClient(endpoints.Split(','))
+        {
+            Token = flags.GetValueOrDefault("token") ?? Environment.GetEnvironmentVariable("RAFT_TOKEN"),
+            CaFile = flags.GetValueOrDefault("ca") ?? Environment.GetEnvironmentVariable("RAFT_CA"),
+        };
 
         void Print(object value, string text)
         {

@@ -33,6 +33,12 @@ public sealed class RaftClient : IDisposable
 
     public string ClientId { get; }
 
+    /// <summary>The bearer token sent with every call (nodes started with --tokens-file require one).</summary>
+    public string? Token { get; init; }
+
+    /// <summary>A PEM file of the CA that https endpoints' certificates chain to, for a cluster with its own CA; null: the system's.</summary>
+    public string? CaFile { get; init; }
+
     /// <summary>How long one operation may take, retries included.</summary>
     public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(15);
 
@@ -223,7 +229,7 @@ public sealed class RaftClient : IDisposable
             if (!_channels.TryGetValue(endpoint, out GrpcChannel? channel))
             {
                 // Past 100 concurrent calls (a server's stream limit per connection) open more connections instead of queueing.
-                channel = GrpcChannel.ForAddress(endpoint, new GrpcChannelOptions { HttpHandler = new SocketsHttpHandler { EnableMultipleHttp2Connections = true } });
+                channel = GrpcChannel.ForAddress(endpoint, ChannelOptions.For(endpoint, Token, CaFile));
                 _channels[endpoint] = channel;
             }
             return channel;
@@ -236,5 +242,45 @@ public sealed class RaftClient : IDisposable
         {
             channel.Dispose();
         }
+    }
+}
+
+/// <summary>How clients of the cluster (the CLI, the dashboard) open channels: a bearer token on every call, a private CA.</summary>
+public static class ChannelOptions
+{
+    public static GrpcChannelOptions For(string endpoint, string? token, string? caFile)
+    {
+        var handler = new SocketsHttpHandler { EnableMultipleHttp2Connections = true };
+        if (caFile != null)
+        {
+            var authorities = new System.Security.Cryptography.X509Certificates.X509Certificate2Collection();
+            authorities.ImportFromPemFile(caFile);
+            handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, errors) =>
+            {
+                if (certificate is null || (errors & System.Net.Security.SslPolicyErrors.RemoteCertificateNameMismatch) != 0)
+                {
+                    return false;
+                }
+                using var chain = new System.Security.Cryptography.X509Certificates.X509Chain();
+                chain.ChainPolicy.TrustMode = System.Security.Cryptography.X509Certificates.X509ChainTrustMode.CustomRootTrust;
+                chain.ChainPolicy.CustomTrustStore.AddRange(authorities);
+                chain.ChainPolicy.RevocationMode = System.Security.Cryptography.X509Certificates.X509RevocationMode.NoCheck;
+                return chain.Build(System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadCertificate(certificate.GetRawCertData()));
+            };
+        }
+        var options = new GrpcChannelOptions { HttpHandler = handler };
+        if (token != null)
+        {
+            var bearer = CallCredentials.FromInterceptor((_, metadata) =>
+            {
+                metadata.Add("authorization", $"Bearer {token}");
+                return Task.CompletedTask;
+            });
+            bool tls = endpoint.StartsWith("https://", StringComparison.OrdinalIgnoreCase);
+            options.Credentials = ChannelCredentials.Create(tls ? ChannelCredentials.SecureSsl : ChannelCredentials.Insecure, bearer);
+            // Sending a token over h2c is the operator's choice (loopback, a private network): the channel would refuse it otherwise.
+            options.UnsafeUseInsecureChannelCallCredentials = !tls;
+        }
+        return options;
     }
 }

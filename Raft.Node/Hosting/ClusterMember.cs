@@ -34,7 +34,9 @@ public sealed class ClusterMember : IHostedService, IAsyncDisposable
     /// For nodes of one process that a person watches (the dashboard's embedded cluster): one clock and one message
     /// gate for all of them, so that the whole cluster can be paused, stepped and slowed down. Null: real time.
     /// </param>
-    public ClusterMember(NodeOptions options, NodeMetrics metrics, ILoggerFactory loggers, IHostApplicationLifetime? lifetime = null, SharedClusterTime? sharedTime = null)
+    /// <param name="certificates">For mutual TLS between peers (loaded and checked when the host is built).</param>
+    public ClusterMember(NodeOptions options, NodeMetrics metrics, ILoggerFactory loggers, IHostApplicationLifetime? lifetime = null, SharedClusterTime? sharedTime = null,
+        Security.PeerCertificates? certificates = null)
     {
         _sharedTime = sharedTime;
         _lifetime = lifetime;
@@ -45,9 +47,12 @@ public sealed class ClusterMember : IHostedService, IAsyncDisposable
         _bootstrap = options.ParseMembers();
         StateMachine = new KeyValueStateMachine(options.MaxSessions, TimeSpan.FromSeconds(options.SessionTimeoutSeconds));
         Faults = new FaultInjector(options.EnableFaultInjection);
-        Transport = new GrpcTransport(options.Id, options.GrpcUrl, AddressOf, Replies, Faults, metrics, Tracer, loggers.CreateLogger<GrpcTransport>())
+        Certificates = certificates ?? (options.PeerTls ? Security.PeerCertificates.Load(options) : null);
+        Transport = new GrpcTransport(options.Id, options.PeerAddress, AddressOf, Replies, Faults, metrics, Tracer, loggers.CreateLogger<GrpcTransport>())
         {
             Gate = sharedTime?.Gate,
+            AdvertisedClientUrl = options.SeparatePeerPlane ? AdvertisedClientUrl(options, _bootstrap) : null,
+            Certificates = Certificates,
         };
     }
 
@@ -61,9 +66,30 @@ public sealed class ClusterMember : IHostedService, IAsyncDisposable
     public RaftNode Node => _node ?? throw new InvalidOperationException("the node has not started");
     public TimeSpan RequestTimeout => TimeSpan.FromMilliseconds(Options.RequestTimeoutMs);
 
-    /// <summary>A member's gRPC address: from the configuration in force, else from the bootstrap list.</summary>
+    /// <summary>This node's certificate and its peers' CA, when peers use mutual TLS.</summary>
+    public Security.PeerCertificates? Certificates { get; }
+
+    /// <summary>A member's peer address: from the configuration in force, else from the bootstrap list.</summary>
     public string? AddressOf(string id) =>
         _node?.Status.Configuration.Addresses.GetValueOrDefault(id) ?? _bootstrap.GetValueOrDefault(id);
+
+    /// <summary>Where a member serves clients (for redirects): its peer address on one plane, else what it told this node.</summary>
+    public string? ClientAddressOf(string id) => Options.SeparatePeerPlane ? Transport.ClientAddressOf(id) : AddressOf(id);
+
+    /// <summary>
+    /// The client address this node tells its peers: --grpc-url, or when that listens on every address (0.0.0.0), its
+    /// port on the host peers reach this node at.
+    /// </summary>
+    private static string? AdvertisedClientUrl(NodeOptions options, IReadOnlyDictionary<string, string> bootstrap)
+    {
+        var client = new Uri(options.GrpcUrl);
+        if (client.Host is not ("*" or "+" or "0.0.0.0"))
+        {
+            return options.GrpcUrl;
+        }
+        string? host = bootstrap.TryGetValue(options.Id, out string? own) ? new Uri(own).Host : new Uri(options.PeerAddress).Host;
+        return host is "*" or "+" or "0.0.0.0" ? null : $"{client.Scheme}://{host}:{client.Port}";
+    }
 
     /// <summary>
     /// Opens the data folder's store and reads it back. Throws <see cref="StorageException"/> (one line naming the file)

@@ -1,8 +1,10 @@
 using System.Net;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.SignalR;
 using OpenTelemetry.Metrics;
 using Raft.Node.Events;
 using Raft.Node.Metrics;
+using Raft.Node.Security;
 using Raft.Node.Services;
 
 namespace Raft.Node.Hosting;
@@ -37,24 +39,51 @@ public static class NodeApp
     private static WebApplication Build(WebApplicationBuilder builder, NodeOptions options)
     {
         options.Validate();
+        AccessTokens tokens;
+        try
+        {
+            tokens = AccessTokens.Load(options.TokensFile);
+        }
+        catch (IOException e)
+        {
+            throw new FormatException($"--tokens-file {options.TokensFile}: {e.Message}", e);
+        }
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         builder.Logging.AddFilter("Grpc", LogLevel.Warning);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             Listen(kestrel, "--grpc-url", options.GrpcUrl, HttpProtocols.Http2); // h2c: cleartext HTTP/2 needs its own endpoint
             Listen(kestrel, "--http-url", options.HttpUrl, HttpProtocols.Http1);
+            if (options.PeerUrl is { } peerUrl)
+            {
+                Listen(kestrel, "--peer-url", peerUrl, HttpProtocols.Http2, !options.PeerTls ? null : https =>
+                    kestrel.ApplicationServices.GetRequiredService<ClusterMember>().Certificates!.ConfigureServer(
+                        https, kestrel.ApplicationServices.GetRequiredService<ILoggerFactory>().CreateLogger<PeerCertificates>()));
+            }
         });
         builder.Services.AddSingleton(options);
+        builder.Services.AddSingleton(tokens);
+        if (options.PeerTls)
+        {
+            builder.Services.AddSingleton(PeerCertificates.Load(options)); // a wrong file is a start-up error, like any bad option
+        }
+        builder.Services.AddSingleton<AccessControl>();
         builder.Services.AddSingleton<NodeMetrics>();
         builder.Services.AddSingleton<ClusterMember>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ClusterMember>());
         builder.Services.AddSingleton<EventStreamer>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<EventStreamer>());
-        builder.Services.AddGrpc(grpc => grpc.MaxReceiveMessageSize = Math.Max(16 * 1024 * 1024, options.MaxCommandBytes * 2));
-        builder.Services.AddSignalR();
+        builder.Services.AddGrpc(grpc =>
+        {
+            grpc.MaxReceiveMessageSize = Math.Max(16 * 1024 * 1024, options.MaxCommandBytes * 2);
+            grpc.Interceptors.Add<AccessInterceptor>();
+        });
+        builder.Services.AddSignalR(hub => hub.AddFilter<HubAccess>());
         builder.Services.AddOpenTelemetry().WithMetrics(metrics => metrics.AddMeter(NodeMetrics.MeterName).AddPrometheusExporter());
 
         WebApplication app = builder.Build();
+        app.UseMiddleware<PlaneGuard>();
+        app.Use(HubAccess.RequireReaderAsync);
         app.UseMiddleware<MalformedRequests>();
         app.MapGrpcService<PeerService>();
         app.MapGrpcService<KeyValueService>();
@@ -75,16 +104,33 @@ public static class NodeApp
             ? Results.Json(new { member.Id, Ready = false, Reason = reason }, statusCode: StatusCodes.Status503ServiceUnavailable)
             : Results.Ok(new { member.Id, Ready = true, Leader = member.Node.Status.LeaderId }));
         app.MapPrometheusScrapingEndpoint("/metrics");
+        app.Lifetime.ApplicationStarted.Register(() => app.Logger.LogInformation("{Security}", Describe(options, tokens)));
         return app;
     }
 
-    private static void Listen(KestrelServerOptions kestrel, string name, string address, HttpProtocols protocols)
+    /// <summary>One line at start saying what is protected and what is not.</summary>
+    internal static string Describe(NodeOptions options, AccessTokens tokens)
+    {
+        string clients = tokens.Required ? "clients need a bearer token" : "no client authentication (--tokens-file): anyone who reaches --grpc-url and --http-url may read, write and operate";
+        string peers = options.PeerTls ? "peers use mutual TLS on --peer-url"
+            : options.SeparatePeerPlane ? "peers have their own --peer-url but do not authenticate (--peer-ca)"
+            : "peers share --grpc-url and do not authenticate";
+        string faults = options.EnableFaultInjection ? "fault injection is on" : "fault injection is off";
+        return $"security: {clients}; {peers}; {faults}";
+    }
+
+    private static void Listen(KestrelServerOptions kestrel, string name, string address, HttpProtocols protocols,
+        Action<Microsoft.AspNetCore.Server.Kestrel.Https.HttpsConnectionAdapterOptions>? https = null)
     {
         var url = new Uri(address);
         Action<ListenOptions> configure = listen =>
         {
             listen.Protocols = protocols;
-            if (url.Scheme == Uri.UriSchemeHttps)
+            if (url.Scheme == Uri.UriSchemeHttps && https != null)
+            {
+                listen.UseHttps(https);
+            }
+            else if (url.Scheme == Uri.UriSchemeHttps)
             {
                 // TLS by configuration: the certificate comes from Kestrel:Certificates:Default (path and password).
                 listen.UseHttps();

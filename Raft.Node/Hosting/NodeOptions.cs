@@ -13,8 +13,27 @@ public sealed class NodeOptions
 
     public string Id { get; set; } = "n1";
 
-    /// <summary>The HTTP/2-only (h2c) endpoint for gRPC: peers, clients, admin.</summary>
+    /// <summary>The HTTP/2-only (h2c) endpoint for gRPC: clients and admin, and peers too unless <see cref="PeerUrl"/> is set.</summary>
     public string GrpcUrl { get; set; } = "http://127.0.0.1:7001";
+
+    /// <summary>
+    /// The endpoint for peer traffic only, so that a firewall or NetworkPolicy can keep it private (issue 11). When set,
+    /// the addresses in --members and AddServer are peer addresses, --grpc-url no longer serves peers, and this one
+    /// serves nothing else. Null: peers share --grpc-url (the loopback default).
+    /// </summary>
+    public string? PeerUrl { get; set; }
+
+    /// <summary>This node's certificate (PEM) for mutual TLS on --peer-url; its common name must be the node id.</summary>
+    public string? PeerCertificate { get; set; }
+
+    /// <summary>The certificate's private key (PEM).</summary>
+    public string? PeerKey { get; set; }
+
+    /// <summary>The CA certificate(s) (PEM) that peers' certificates must chain to.</summary>
+    public string? PeerCa { get; set; }
+
+    /// <summary>A file of access tokens, one "name role token" per line (roles: reader, writer, operator). Null: no client authentication.</summary>
+    public string? TokensFile { get; set; }
 
     /// <summary>The HTTP/1.1 endpoint for the SignalR hub, /healthz and /metrics.</summary>
     public string HttpUrl { get; set; } = "http://127.0.0.1:8001";
@@ -51,6 +70,11 @@ public sealed class NodeOptions
         ["--id"] = "Raft:Id",
         ["--grpc-url"] = "Raft:GrpcUrl",
         ["--http-url"] = "Raft:HttpUrl",
+        ["--peer-url"] = "Raft:PeerUrl",
+        ["--peer-cert"] = "Raft:PeerCertificate",
+        ["--peer-key"] = "Raft:PeerKey",
+        ["--peer-ca"] = "Raft:PeerCa",
+        ["--tokens-file"] = "Raft:TokensFile",
         ["--members"] = "Raft:Members",
         ["--data-dir"] = "Raft:DataDir",
         ["--tick-ms"] = "Raft:TickMs",
@@ -75,7 +99,15 @@ public sealed class NodeOptions
           --id <id>                     this member's id (default n1)
           --grpc-url <url>              gRPC endpoint, HTTP/2 cleartext (default http://127.0.0.1:7001); an
                                         https url uses TLS with Kestrel:Certificates:Default (Path, Password)
-          --http-url <url>              SignalR hub /hubs/raft, /healthz, /metrics (default http://127.0.0.1:8001)
+          --http-url <url>              SignalR hub /hubs/raft, /healthz, /readyz, /metrics (default http://127.0.0.1:8001)
+          --peer-url <url>              serve peer traffic here only (and nothing else here); --members and
+                                        AddServer then give peer addresses (default: peers share --grpc-url)
+          --peer-cert <pem> --peer-key <pem> --peer-ca <pem>
+                                        mutual TLS between peers (needs an https --peer-url): this node's
+                                        certificate (common name = its id), its key, and the CA peers chain to
+          --tokens-file <path>          bearer tokens, one "name role token" per line; roles reader (get,
+                                        status, hub), writer (+ put, delete, cas), operator (+ membership,
+                                        transfer, snapshot, faults, message tracing). Default: no authentication
           --members <id=url,...>        initial members, this one included; omit to join a cluster later (AddServer)
           --data-dir <path>             SQLite data folder (default data/<id>); existing state wins over --members
           --tick-ms <n>                 length of a tick (default 10)
@@ -97,7 +129,8 @@ public sealed class NodeOptions
         Every option can also come from appsettings.json (section "Raft") or the environment (Raft__GrpcUrl=...).
 
         Talk to a cluster (like etcdctl):
-          Raft.Node <verb> [args] --endpoints <url,...> [--json]
+          Raft.Node <verb> [args] --endpoints <url,...> [--json] [--token <t>] [--ca <pem>]
+          (or RAFT_ENDPOINTS, RAFT_TOKEN, RAFT_CA in the environment)
 
           put <key> <value>             get <key> [--stale]          delete <key>
           cas <key> <expected|-> <new|->   (- means absent)
@@ -135,10 +168,10 @@ public sealed class NodeOptions
         {
             throw new FormatException($"--members must include this node ({Id})");
         }
-        if (checkOwnAddress && members.TryGetValue(Id, out own) && new Uri(own).Port != new Uri(GrpcUrl).Port)
+        if (checkOwnAddress && members.TryGetValue(Id, out own) && new Uri(own).Port != new Uri(PeerAddress).Port)
         {
             // Peers would send to an address this node does not listen on: it would never hear them, nor they it.
-            throw new FormatException($"--members gives {Id} the address {own}, but --grpc-url {GrpcUrl} listens on another port");
+            throw new FormatException($"--members gives {Id} the address {own}, but {PeerSwitch} {PeerAddress} listens on another port");
         }
         return members;
     }
@@ -149,7 +182,7 @@ public sealed class NodeOptions
         {
             throw new FormatException($"--id '{Id}' is not a valid id (letters, digits, '-', '_', '.')");
         }
-        foreach ((string name, string url) in new[] { ("--grpc-url", GrpcUrl), ("--http-url", HttpUrl) })
+        foreach ((string name, string url) in new[] { ("--grpc-url", GrpcUrl), ("--http-url", HttpUrl), ("--peer-url", PeerUrl ?? GrpcUrl) })
         {
             if (!IsValidAddress(url))
             {
@@ -169,7 +202,47 @@ public sealed class NodeOptions
         {
             throw new FormatException($"Raft settings (--election-ticks, --heartbeat-ticks, --snapshot-threshold, --snapshot-log-ratio, --lease-reads): {e.Message}", e);
         }
+        ValidatePeerSecurity();
         ParseMembers();
+    }
+
+    /// <summary>Where peers reach this node: <see cref="PeerUrl"/>, else the shared <see cref="GrpcUrl"/>.</summary>
+    public string PeerAddress => PeerUrl ?? GrpcUrl;
+
+    /// <summary>True when peer traffic has an endpoint of its own.</summary>
+    public bool SeparatePeerPlane => PeerUrl != null;
+
+    /// <summary>True when peers must present certificates (mutual TLS on --peer-url).</summary>
+    public bool PeerTls => PeerCa != null;
+
+    private string PeerSwitch => SeparatePeerPlane ? "--peer-url" : "--grpc-url";
+
+    private void ValidatePeerSecurity()
+    {
+        if (PeerUrl != null)
+        {
+            int peerPort = new Uri(PeerUrl).Port;
+            if (peerPort == new Uri(GrpcUrl).Port || peerPort == new Uri(HttpUrl).Port)
+            {
+                throw new FormatException($"--peer-url {PeerUrl} must have a port of its own (not that of --grpc-url or --http-url)");
+            }
+        }
+        string?[] tls = [PeerCertificate, PeerKey, PeerCa];
+        if (tls.Any(f => f != null) && tls.Any(f => f == null))
+        {
+            throw new FormatException("mutual TLS needs all three of --peer-cert, --peer-key and --peer-ca");
+        }
+        if (PeerTls && (PeerUrl is null || !PeerUrl.StartsWith("https://", StringComparison.OrdinalIgnoreCase)))
+        {
+            throw new FormatException("mutual TLS between peers needs an https --peer-url (peers then give each other https addresses)");
+        }
+        foreach ((string name, string? file) in new[] { ("--peer-cert", PeerCertificate), ("--peer-key", PeerKey), ("--peer-ca", PeerCa), ("--tokens-file", TokensFile) })
+        {
+            if (file != null && !File.Exists(file))
+            {
+                throw new FormatException($"{name}: the file {file} does not exist");
+            }
+        }
     }
 
     /// <summary>The engine's options from these settings: the one place they are carried over.</summary>
@@ -216,5 +289,6 @@ public sealed class NodeOptions
         Uri.TryCreate(address, UriKind.Absolute, out Uri? uri) && uri.Scheme is "http" or "https" && uri.Port > 0
         && !address.Contains(',', StringComparison.Ordinal) && !address.Contains(';', StringComparison.Ordinal) && !address.Contains('=', StringComparison.Ordinal);
 
-    public override string ToString() => string.Create(CultureInfo.InvariantCulture, $"{Id} grpc {GrpcUrl} http {HttpUrl} data {DataDirectory}");
+    public override string ToString() => string.Create(CultureInfo.InvariantCulture,
+        $"{Id} grpc {GrpcUrl}{(SeparatePeerPlane ? $" peer {PeerUrl}{(PeerTls ? " (mutual TLS)" : "")}" : "")} http {HttpUrl} data {DataDirectory}");
 }

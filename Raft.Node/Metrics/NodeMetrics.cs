@@ -17,6 +17,7 @@ public sealed class NodeMetrics : IDisposable
     private readonly Histogram<double> _writeLatency;
     private readonly Histogram<long> _persistBatch;
     private readonly Histogram<double> _persistDuration;
+    private readonly Counter<long> _accessRefused;
     private Func<RaftNodeStatus?> _status = () => null;
 
     public NodeMetrics()
@@ -29,6 +30,8 @@ public sealed class NodeMetrics : IDisposable
         _writeLatency = _meter.CreateHistogram<double>("raft_write_latency", "ms", "From proposal to applied answer, for client writes");
         _persistBatch = _meter.CreateHistogram<long>("raft_persist_batch_entries", description: "Entries written per durable save (one fsync)");
         _persistDuration = _meter.CreateHistogram<double>("raft_persist_duration", "ms", "Time of one durable save");
+        _accessRefused = _meter.CreateCounter<long>("raft_access_refused", description:
+            "Requests refused by access control, by reason: authentication, permission, plane (wrong endpoint), peer-identity (certificate)");
         _meter.CreateObservableGauge("raft_term", () => _status()?.Term ?? 0, description: "Current term");
         _meter.CreateObservableGauge("raft_commit_index", () => _status()?.CommitIndex ?? 0, description: "Commit index");
         _meter.CreateObservableGauge("raft_applied_index", () => _status()?.AppliedIndex ?? 0, description: "Applied index");
@@ -52,6 +55,8 @@ public sealed class NodeMetrics : IDisposable
         _messagesReceived.Add(1, tag);
         _bytesReceived.Add(bytes, tag);
     }
+
+    public void AccessRefused(string reason) => _accessRefused.Add(1, new KeyValuePair<string, object?>("reason", reason));
 
     public void WriteCompleted(TimeSpan latency) => _writeLatency.Record(latency.TotalMilliseconds);
 

@@ -25,7 +25,7 @@ public static class RpcErrors
             return new RpcException(new Status(StatusCode.Unavailable, $"{message} (no leader is known yet; retry shortly)"));
         }
         var trailers = new Metadata { { LeaderIdTrailer, leaderHint } };
-        if (member.AddressOf(leaderHint) is { } address)
+        if (member.ClientAddressOf(leaderHint) is { } address)
         {
             trailers.Add(LeaderAddressTrailer, address);
         }

@@ -18,7 +18,7 @@ public static class StatusMapper
             Term = s.Term,
             VotedFor = s.VotedFor ?? "",
             LeaderId = s.LeaderId ?? "",
-            LeaderAddress = s.LeaderId is { } leader ? member.AddressOf(leader) ?? "" : "",
+            LeaderAddress = s.LeaderId is { } leader ? member.ClientAddressOf(leader) ?? "" : "",
             CommitIndex = s.CommitIndex,
             AppliedIndex = s.AppliedIndex,
             FirstIndex = s.FirstIndex,

@@ -35,6 +35,30 @@ public sealed class GrpcTransport : ITransport, IAsyncDisposable
     public const string SenderIdHeader = "raft-sender-id";
     public const string SenderAddressHeader = "raft-sender-address";
 
+    /// <summary>Where the sender serves clients, when that is not its peer address (separate planes): for redirects to a leader.</summary>
+    public const string SenderClientAddressHeader = "raft-sender-client-address";
+
+    private readonly ConcurrentDictionary<string, string> _clientAddresses = new(StringComparer.Ordinal);
+
+    /// <summary>This node's client address as it tells its peers; null when clients use the peer address (one plane).</summary>
+    public string? AdvertisedClientUrl { get; init; }
+
+    /// <summary>Mutual TLS to peers: present this node's certificate, accept only the dialed peer's. Null: plain h2c.</summary>
+    public Security.PeerCertificates? Certificates { get; init; }
+
+    /// <summary>Records where a peer serves clients (what its stream said), under the same bound as peer addresses.</summary>
+    public void LearnClientAddress(string id, string address)
+    {
+        if ((_clientAddresses.Count < MaxLearnedAddresses || _clientAddresses.ContainsKey(id))
+            && Uri.TryCreate(address, UriKind.Absolute, out Uri? uri) && uri.Scheme is "http" or "https")
+        {
+            _clientAddresses[id] = address;
+        }
+    }
+
+    /// <summary>Where a peer said it serves clients, or null.</summary>
+    public string? ClientAddressOf(string id) => id == _self ? AdvertisedClientUrl : _clientAddresses.GetValueOrDefault(id);
+
     /// <summary>
     /// Where to reach a peer that opened a stream to this node, for when neither the configuration nor the bootstrap list
     /// names it: a new server has no configuration until it has caught up, but must answer the leader before that.
@@ -161,6 +185,7 @@ public sealed class GrpcTransport : ITransport, IAsyncDisposable
                     ConnectTimeout = TimeSpan.FromSeconds(1),
                     KeepAlivePingDelay = TimeSpan.FromSeconds(10),
                     KeepAlivePingTimeout = TimeSpan.FromSeconds(5),
+                    SslOptions = transport.Certificates?.ClientOptions(peer) ?? new System.Net.Security.SslClientAuthenticationOptions(),
                 },
                 MaxSendMessageSize = null,
             });
@@ -198,6 +223,10 @@ public sealed class GrpcTransport : ITransport, IAsyncDisposable
                     if ((_transport._addressOf(_transport._self) ?? _transport._selfUrl) is { } own)
                     {
                         headers.Add(SenderAddressHeader, own);
+                    }
+                    if (_transport.AdvertisedClientUrl is { } client)
+                    {
+                        headers.Add(SenderClientAddressHeader, client);
                     }
                     using AsyncClientStreamingCall<PeerBatch, PeerAck> call = _client.Stream(headers, cancellationToken: stopping);
                     while (await _queue.Reader.WaitToReadAsync(stopping))

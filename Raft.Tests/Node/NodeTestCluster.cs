@@ -16,16 +16,21 @@ internal static class Ports
 }
 
 /// <summary>One member's addresses and data folder, for in-process hosts and child processes alike.</summary>
-internal sealed record MemberSpec(string Id, string GrpcUrl, string HttpUrl, string DataDir)
+internal sealed record MemberSpec(string Id, string GrpcUrl, string HttpUrl, string DataDir, string? PeerUrl = null)
 {
-    public static MemberSpec Create(string id, string folder) =>
-        new(id, $"http://127.0.0.1:{Ports.Free()}", $"http://127.0.0.1:{Ports.Free()}", Path.Combine(folder, id));
+    /// <param name="peerScheme">null: peers share the gRPC endpoint; "http" or "https": a peer endpoint of its own.</param>
+    public static MemberSpec Create(string id, string folder, string? peerScheme = null) =>
+        new(id, $"http://127.0.0.1:{Ports.Free()}", $"http://127.0.0.1:{Ports.Free()}", Path.Combine(folder, id),
+            peerScheme is null ? null : $"{peerScheme}://127.0.0.1:{Ports.Free()}");
+
+    /// <summary>Where peers reach this member (what --members and AddServer name).</summary>
+    public string PeerAddress => PeerUrl ?? GrpcUrl;
 
     public NodeOptions Options(string members, Action<NodeOptions>? tweak = null)
     {
         var options = new NodeOptions
         {
-            Id = Id, GrpcUrl = GrpcUrl, HttpUrl = HttpUrl, DataDir = DataDir, Members = members, EnableFaultInjection = true,
+            Id = Id, GrpcUrl = GrpcUrl, HttpUrl = HttpUrl, PeerUrl = PeerUrl, DataDir = DataDir, Members = members, EnableFaultInjection = true,
         };
         tweak?.Invoke(options);
         return options;
@@ -45,12 +50,16 @@ internal sealed class NodeTestCluster : IAsyncDisposable
     private readonly Dictionary<string, GrpcChannel> _channels = new(StringComparer.Ordinal);
     private readonly Action<NodeOptions>? _tweak;
 
-    public NodeTestCluster(int size, Action<NodeOptions>? tweak = null)
+    private readonly string? _peerScheme;
+
+    /// <param name="peerScheme">null: peers share the gRPC endpoint; "http" or "https": each member has a peer endpoint of its own.</param>
+    public NodeTestCluster(int size, Action<NodeOptions>? tweak = null, string? peerScheme = null)
     {
         _tweak = tweak;
+        _peerScheme = peerScheme;
         Folder = Directory.CreateTempSubdirectory("raft-nodes-").FullName;
-        Specs = Enumerable.Range(1, size).Select(i => MemberSpec.Create($"n{i}", Folder)).ToList();
-        InitialMembers = string.Join(",", Specs.Select(s => $"{s.Id}={s.GrpcUrl}"));
+        Specs = Enumerable.Range(1, size).Select(i => MemberSpec.Create($"n{i}", Folder, peerScheme)).ToList();
+        InitialMembers = string.Join(",", Specs.Select(s => $"{s.Id}={s.PeerAddress}"));
     }
 
     public string Folder { get; }
@@ -82,7 +91,7 @@ internal sealed class NodeTestCluster : IAsyncDisposable
 
     public MemberSpec AddSpec(string id)
     {
-        var spec = MemberSpec.Create(id, Folder);
+        var spec = MemberSpec.Create(id, Folder, _peerScheme);
         Specs.Add(spec);
         return spec;
     }
