@@ -51,6 +51,33 @@ public sealed class ScenarioContext(IClusterClock clock, IClusterCommands comman
         return Cluster.Leader!.Id;
     }
 
+    /// <summary>
+    /// Pauses the clock under a leader every member agrees on, and returns it. A leader seen a moment before the pause can
+    /// have lost its place meanwhile (on a loaded machine a heartbeat comes late and an election starts); the pause is
+    /// kept only if that leader still leads in the same term once the monitor has heard everything sent before it, else
+    /// the clock runs again and it tries anew.
+    /// </summary>
+    public async Task<string> PauseUnderStableLeaderAsync()
+    {
+        for (int attempt = 1; ; attempt++)
+        {
+            string leader = await StableLeaderAsync();
+            long term = Cluster[leader]?.Status?.Term ?? 0;
+            await PauseAsync();
+            await Task.Delay(250); // paused, nothing changes; what happened before the pause reaches the monitor
+            if (Cluster.Leader is { } l && l.Id == leader && l.Status!.Term == term
+                && Cluster.Members.Where(m => m.Connected).All(m => m.Status?.LeaderId == leader))
+            {
+                return leader;
+            }
+            if (attempt == 5)
+            {
+                throw new InvalidOperationException("the cluster kept changing leaders; start the scenario again when it is calm");
+            }
+            clock.Resume();
+        }
+    }
+
     /// <summary>Pauses the clock and lets what is in flight settle on screen.</summary>
     public async Task PauseAsync()
     {

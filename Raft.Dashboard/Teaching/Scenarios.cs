@@ -26,8 +26,7 @@ public static class Scenarios
                 + "The arc around each follower is its election timer: it fills while the follower hears nothing from a leader.",
                 async c =>
                 {
-                    c.Roles["leader"] = await c.StableLeaderAsync();
-                    await c.PauseAsync();
+                    c.Roles["leader"] = await c.PauseUnderStableLeaderAsync();
                 },
                 "Press \"Step 1 tick\" a few times and watch the arcs."),
             new("Heartbeats",
@@ -81,8 +80,7 @@ public static class Scenarios
                 + "and sends it in AppendEntries (blue) to each follower.",
                 async c =>
                 {
-                    c.Roles["leader"] = await c.StableLeaderAsync();
-                    await c.PauseAsync();
+                    c.Roles["leader"] = await c.PauseUnderStableLeaderAsync();
                     await c.AppendAtAsync("leader", "lesson", "replication"); // answered once applied, after the steps below
                     await c.StepUntilAsync(x => x.AnyInFlight("AppendEntries", x.Role("leader")), "the entry on its way");
                 },
@@ -237,9 +235,8 @@ public static class Scenarios
                 + "entry to a majority. Its log now holds an entry nobody else has.",
                 async c =>
                 {
-                    c.Roles["old leader"] = await c.StableLeaderAsync();
                     // Paused first: no tick, so the cut-off leader cannot step down (CheckQuorum) before the write reaches it.
-                    await c.PauseAsync();
+                    c.Roles["old leader"] = await c.PauseUnderStableLeaderAsync();
                     await ScenarioContext.ExpectOkAsync(c.Commands.IsolateAsync(c.Role("old leader")));
                     await c.AppendAtAsync("old leader", "lost", "never committed"); // times out: no majority
                     c.Run(1);
@@ -279,9 +276,8 @@ public static class Scenarios
                 + "are still in flight: no follower has the entry, and the client has had no answer.",
                 async c =>
                 {
-                    c.Roles["leader"] = await c.StableLeaderAsync();
                     await ScenarioContext.ExpectOkAsync(c.Commands.PutAsync("acknowledged", "kept"));
-                    await c.PauseAsync();
+                    c.Roles["leader"] = await c.PauseUnderStableLeaderAsync();
                     await c.AppendAtAsync("leader", "unacknowledged", "lost"); // never answered with success
                 }),
             new("The leader crashes",

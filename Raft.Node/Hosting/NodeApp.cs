@@ -77,6 +77,7 @@ public static class NodeApp
         {
             grpc.MaxReceiveMessageSize = Math.Max(16 * 1024 * 1024, options.MaxCommandBytes * 2);
             grpc.Interceptors.Add<AccessInterceptor>();
+            grpc.Interceptors.Add<MalformedStreams>(); // after access: only a caller allowed to stream gets this far
         });
         builder.Services.AddSignalR(hub => hub.AddFilter<HubAccess>());
         builder.Services.AddOpenTelemetry().WithMetrics(metrics => metrics.AddMeter(NodeMetrics.MeterName).AddPrometheusExporter());

@@ -1,6 +1,10 @@
 using System.Buffers.Binary;
 using Google.Protobuf;
 using Google.Protobuf.Reflection;
+using Grpc.AspNetCore.Server;
+using Grpc.Core;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Options;
 using Raft.Node.Protocol;
 
 namespace Raft.Node.Services;
@@ -9,10 +13,14 @@ namespace Raft.Node.Services;
 /// Gives a unary request whose bytes are not the message it should be (truncated, an endless varint, a string that is
 /// not UTF-8) INVALID_ARGUMENT with what is wrong, and logs one line. Without it the gRPC server fails such a request
 /// while reading it, before any interceptor or handler, as UNKNOWN "Exception was thrown by handler" with a stack trace
-/// in the log per request. Streaming calls (peer traffic) are left to the server.
+/// in the log per request; a frame flagged compressed without an encoding would be INTERNAL. Client streams (peer
+/// traffic) are checked message by message by <see cref="MalformedStreams"/> instead, never buffered.
 /// </summary>
-public sealed class MalformedRequests(RequestDelegate next, ILogger<MalformedRequests> logger)
+public sealed class MalformedRequests(RequestDelegate next, IOptions<GrpcServiceOptions> grpc, ILogger<MalformedRequests> logger)
 {
+    /// <summary>The largest body read here: one message as large as the gRPC server accepts, and its frame header.</summary>
+    private readonly long maxBody = (grpc.Value.MaxReceiveMessageSize ?? 4 * 1024 * 1024) + 5L;
+
     private static readonly Dictionary<string, MessageDescriptor> Inputs = RaftReflection.Descriptor.Services
         .SelectMany(service => service.Methods.Where(m => !m.IsClientStreaming).Select(m => ($"/{service.FullName}/{m.Name}", m.InputType)))
         .ToDictionary(p => p.Item1, p => p.InputType, StringComparer.Ordinal);
@@ -25,15 +33,21 @@ public sealed class MalformedRequests(RequestDelegate next, ILogger<MalformedReq
             await next(context);
             return;
         }
-        using var body = new MemoryStream();
-        await context.Request.Body.CopyToAsync(body, context.RequestAborted);
-        if (Problem(body.GetBuffer().AsMemory(0, (int)body.Length), input) is { } problem)
+        // Kestrel's own body limit would answer HTTP 413, which a gRPC client reports as UNKNOWN; the gRPC limit is ours.
+        if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
         {
-            logger.LogWarning("{Path} from {Remote}: {Problem}", context.Request.Path, context.Connection.RemoteIpAddress, problem);
-            context.Response.StatusCode = StatusCodes.Status200OK;
-            context.Response.ContentType = "application/grpc";
-            context.Response.Headers["grpc-status"] = "3"; // INVALID_ARGUMENT, as a trailers-only response
-            context.Response.Headers["grpc-message"] = Uri.EscapeDataString(problem);
+            limit.MaxRequestBodySize = null;
+        }
+        using var body = new MemoryStream();
+        if (!await CopyAtMostAsync(context.Request.Body, body, maxBody, context.RequestAborted))
+        {
+            Refuse(context, StatusCode.ResourceExhausted, $"the request is larger than the {maxBody - 5} bytes a node accepts in one message");
+            return;
+        }
+        string encoding = context.Request.Headers["grpc-encoding"].FirstOrDefault() ?? "identity";
+        if (Problem(body.GetBuffer().AsMemory(0, (int)body.Length), input, encoding) is { } problem)
+        {
+            Refuse(context, StatusCode.InvalidArgument, problem);
             return;
         }
         body.Position = 0;
@@ -41,8 +55,32 @@ public sealed class MalformedRequests(RequestDelegate next, ILogger<MalformedReq
         await next(context);
     }
 
+    private void Refuse(HttpContext context, StatusCode code, string problem)
+    {
+        logger.LogWarning("{Path} from {Remote}: {Problem}", context.Request.Path, context.Connection.RemoteIpAddress, problem);
+        context.Response.StatusCode = StatusCodes.Status200OK;
+        context.Response.ContentType = "application/grpc";
+        context.Response.Headers["grpc-status"] = ((int)code).ToString(System.Globalization.CultureInfo.InvariantCulture); // trailers-only
+        context.Response.Headers["grpc-message"] = Uri.EscapeDataString(problem);
+    }
+
+    private static async Task<bool> CopyAtMostAsync(Stream from, MemoryStream to, long max, CancellationToken cancellationToken)
+    {
+        byte[] buffer = new byte[64 * 1024];
+        int read;
+        while ((read = await from.ReadAsync(buffer, cancellationToken)) > 0)
+        {
+            if (to.Length + read > max)
+            {
+                return false;
+            }
+            to.Write(buffer, 0, read);
+        }
+        return true;
+    }
+
     /// <summary>Null when every length-prefixed message in the body parses as <paramref name="input"/>.</summary>
-    private static string? Problem(ReadOnlyMemory<byte> body, MessageDescriptor input)
+    private static string? Problem(ReadOnlyMemory<byte> body, MessageDescriptor input, string encoding)
     {
         while (body.Length > 0)
         {
@@ -50,17 +88,41 @@ public sealed class MalformedRequests(RequestDelegate next, ILogger<MalformedReq
             {
                 return $"the request is not a valid {input.FullName}: a truncated gRPC frame";
             }
-            bool compressed = body.Span[0] != 0;
+            if (body.Span[0] > 1)
+            {
+                return $"the request's frame has the flag {body.Span[0]}: only 0 (plain) and 1 (compressed) exist";
+            }
+            bool compressed = body.Span[0] == 1;
             uint length = BinaryPrimitives.ReadUInt32BigEndian(body.Span[1..5]);
             if (length > body.Length - 5)
             {
                 return $"the request is not a valid {input.FullName}: the frame announces {length} bytes, {body.Length - 5} came";
             }
-            if (!compressed)
+            ReadOnlyMemory<byte> message = body.Slice(5, (int)length);
+            if (compressed && encoding is "identity")
+            {
+                // The server would answer INTERNAL: the mistake is the caller's.
+                return $"the request's frame is flagged compressed but the request names no grpc-encoding";
+            }
+            if (compressed && encoding is "gzip")
             {
                 try
                 {
-                    input.Parser.ParseFrom(body.Slice(5, (int)length).Span);
+                    using var gzip = new System.IO.Compression.GZipStream(new MemoryStream(message.ToArray()), System.IO.Compression.CompressionMode.Decompress);
+                    using var plain = new MemoryStream();
+                    gzip.CopyTo(plain);
+                    message = plain.ToArray();
+                }
+                catch (InvalidDataException e)
+                {
+                    return $"the request's frame is not valid gzip: {e.Message}";
+                }
+            }
+            if (!compressed || encoding is "gzip")
+            {
+                try
+                {
+                    input.Parser.ParseFrom(message.Span);
                 }
                 catch (InvalidProtocolBufferException e)
                 {

@@ -118,11 +118,14 @@ internal sealed class NodeTestCluster : IAsyncDisposable
     {
         if (!_channels.TryGetValue(id, out GrpcChannel? channel))
         {
-            channel = GrpcChannel.ForAddress(this[id].GrpcUrl);
+            channel = GrpcChannel.ForAddress(this[id].GrpcUrl, ChannelOptions.For(this[id].GrpcUrl, ClientToken, null));
             _channels[id] = channel;
         }
         return channel;
     }
+
+    /// <summary>The bearer token this cluster's own calls (status, admin) carry, for clusters with a tokens file.</summary>
+    public string? ClientToken { get; set; }
 
     public async Task<NodeStatus> StatusAsync(string id) => await Admin(id).GetStatusAsync(new StatusRequest(), deadline: DateTime.UtcNow.AddSeconds(5));
 

@@ -1,3 +1,4 @@
+using Raft.Tests.Node;
 using Grpc.Core;
 using Grpc.Net.Client;
 using Microsoft.AspNetCore.SignalR;
@@ -9,7 +10,7 @@ using Raft.Node.Protocol;
 using Raft.Node.Security;
 using Raft.Node.Services;
 
-namespace Raft.Tests.Node;
+namespace Raft.Tests.Security;
 
 /// <summary>Issue 11: the planes kept apart, peers authenticated by certificates, clients and operators by tokens.</summary>
 public sealed class SecurityTests

@@ -1,7 +1,8 @@
+using Raft.Tests.Node;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 
-namespace Raft.Tests.Node;
+namespace Raft.Tests.Security;
 
 /// <summary>A throwaway CA and node certificates (common name = node id) written as PEM files, as openssl would make them.</summary>
 internal sealed class TestCertificates
