@@ -1,4 +1,5 @@
 using MudBlazor.Services;
+using Raft.Dashboard.Access;
 using Raft.Dashboard.Cluster;
 using Raft.Dashboard.Components;
 using Raft.Dashboard.ServiceClient;
@@ -50,10 +51,13 @@ public static class DashboardApp
         builder.WebHost.UseStaticWebAssets();
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         builder.Services.AddSingleton(options);
+        builder.Services.AddSingleton(options.Credentials);
+        builder.Services.AddDashboardAccess(options);
+        Func<IServiceProvider, IClusterClock> clockOf;
         if (options.Embedded)
         {
             builder.Services.AddSingleton<EmbeddedClusterClock>();
-            builder.Services.AddSingleton<IClusterClock>(sp => sp.GetRequiredService<EmbeddedClusterClock>());
+            clockOf = sp => sp.GetRequiredService<EmbeddedClusterClock>();
             builder.Services.AddSingleton<EmbeddedCluster>();
             builder.Services.AddSingleton<INodeDirectory>(sp => sp.GetRequiredService<EmbeddedCluster>());
             builder.Services.AddHostedService(sp => sp.GetRequiredService<EmbeddedCluster>());
@@ -61,7 +65,8 @@ public static class DashboardApp
         else
         {
             builder.Services.AddSingleton<INodeDirectory>(new StaticNodeDirectory(options.ParseNodes()));
-            builder.Services.AddSingleton<IClusterClock, UnavailableClusterClock>();
+            builder.Services.AddSingleton<UnavailableClusterClock>();
+            clockOf = sp => sp.GetRequiredService<UnavailableClusterClock>();
         }
         builder.Services.AddSingleton<ClusterMonitor>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ClusterMonitor>());
@@ -69,7 +74,11 @@ public static class DashboardApp
         // Each page renders through its own ReplayMonitor: live, or a recorded moment it scrubbed to.
         builder.Services.AddScoped<ReplayMonitor>();
         builder.Services.AddScoped<IClusterMonitor>(sp => sp.GetRequiredService<ReplayMonitor>());
-        builder.Services.AddSingleton<IClusterCommands>(sp => new ClusterCommands(sp.GetRequiredService<INodeDirectory>(), sp.GetRequiredService<ClusterMonitor>()));
+        builder.Services.AddSingleton(sp => new ClusterCommands(sp.GetRequiredService<INodeDirectory>(), sp.GetRequiredService<ClusterMonitor>(), options.Credentials));
+        builder.Services.AddSingleton(sp => new AuditTrail(options.AuditPath, sp.GetRequiredService<ClusterMonitor>(), sp.GetRequiredService<ILogger<AuditTrail>>()));
+        // Pages act as their signed-in user: changes only for operators, each one audited.
+        builder.Services.AddScoped<IClusterCommands, OperatorCommands>();
+        builder.Services.AddScoped<IClusterClock>(sp => new OperatorClock(clockOf(sp), sp.GetRequiredService<Microsoft.AspNetCore.Components.Authorization.AuthenticationStateProvider>(), sp.GetRequiredService<AuditTrail>()));
         builder.Services.AddSingleton(sp => new Model.SafetyAuditor(sp.GetRequiredService<ClusterMonitor>()));
         // Notifications at the bottom left, where they cover no control (top right they hid the cluster panel).
         builder.Services.AddMudServices(mud => mud.SnackbarConfiguration.PositionClass = MudBlazor.Defaults.Classes.Position.BottomLeft);
@@ -81,16 +90,24 @@ public static class DashboardApp
         WebApplication app = builder.Build();
         app.Services.GetRequiredService<Model.SafetyAuditor>(); // audits from the first observation, not from the first page
         app.Services.GetRequiredService<ClusterRecorder>(); // and records from the start
+        app.UseAuthentication();
+        app.UseAuthorization();
         app.UseAntiforgery();
         app.MapStaticAssets();
-        app.MapRazorComponents<App>().AddInteractiveServerRenderMode();
+        app.MapDashboardAccess(options);
+        var pages = app.MapRazorComponents<App>().AddInteractiveServerRenderMode();
         // The recording so far, as a file a teacher can hand out (the page imports it again).
-        app.MapGet("/recording.json", async (ClusterRecorder recorder, HttpContext http) =>
+        var recording = app.MapGet("/recording.json", async (ClusterRecorder recorder, HttpContext http) =>
         {
             http.Response.ContentType = "application/json";
             http.Response.Headers.ContentDisposition = $"attachment; filename=\"raft-recording-{DateTime.UtcNow:yyyyMMdd-HHmmss}.json\"";
             await recorder.Snapshot().WriteAsync(http.Response.Body, http.RequestAborted);
         });
+        if (options.LoginRequired)
+        {
+            pages.RequireAuthorization(); // the pages and their circuits (the _blazor hub)
+            recording.RequireAuthorization();
+        }
         return app;
     }
 }

@@ -22,6 +22,31 @@ public sealed class DashboardOptions
 
     public int Size { get; set; } = 3;
 
+    /// <summary>Users who may sign in ("name role password-hash" per line); with it (or <see cref="Oidc"/>) the dashboard has a login.</summary>
+    public string UsersFile { get; set; } = "";
+
+    /// <summary>Single sign-on with an OpenID Connect provider (section Dashboard:Oidc).</summary>
+    public OidcOptions Oidc { get; set; } = new();
+
+    /// <summary>
+    /// Where every user action is appended, one JSON line each. By default data/dashboard-audit.jsonl, or for the embedded
+    /// demo audit.jsonl in its data folder (so --fresh starts its trail over with its cluster).
+    /// </summary>
+    public string AuditFile { get; set; } = "";
+
+    public string AuditPath => Path.GetFullPath(AuditFile is { Length: > 0 } file ? file
+        : Embedded ? Path.Combine(DataDir, "audit.jsonl") : Path.Combine("data", "dashboard-audit.jsonl"));
+
+    /// <summary>The bearer token the dashboard shows the nodes (their tokens file gives it a role).</summary>
+    public string NodeToken { get; set; } = "";
+
+    /// <summary>The CA (PEM) that signed the nodes' TLS certificates, for https node addresses.</summary>
+    public string NodeCa { get; set; } = "";
+
+    public bool LoginRequired => !string.IsNullOrWhiteSpace(UsersFile) || Oidc.Enabled;
+
+    public NodeCredentials Credentials => new(string.IsNullOrEmpty(NodeToken) ? null : NodeToken, string.IsNullOrEmpty(NodeCa) ? null : NodeCa);
+
     /// <summary>The embedded nodes' tick: 100 ms in teaching mode (elections after 1.5-3 s), else 10 ms.</summary>
     public int TickMs => Teaching ? 100 : 10;
 
@@ -32,6 +57,10 @@ public sealed class DashboardOptions
         ["--fresh"] = "Dashboard:Fresh",
         ["--teaching"] = "Dashboard:Teaching",
         ["--size"] = "Dashboard:Size",
+        ["--users-file"] = "Dashboard:UsersFile",
+        ["--audit-file"] = "Dashboard:AuditFile",
+        ["--node-token"] = "Dashboard:NodeToken",
+        ["--node-ca"] = "Dashboard:NodeCa",
     };
 
     /// <summary>The switches that are on or off: given alone they mean true.</summary>
@@ -70,6 +99,11 @@ public sealed class DashboardOptions
             $" ({(Fresh ? "fresh: started over" : "recovered from its data folder")}, {(Teaching ? "teaching: 10x slower timers" : "normal timers")})"
         : $"attached to {string.Join(", ", ParseNodes().Select(n => n.Id))}";
 
+    /// <summary>One line for the console: who may do what.</summary>
+    public string DescribeAccess() => LoginRequired
+        ? $"login required ({string.Join(" or ", new[] { string.IsNullOrWhiteSpace(UsersFile) ? null : $"users in {UsersFile}", Oidc.Enabled ? $"single sign-on at {Oidc.Authority}" : null }.OfType<string>())}); actions audited to {AuditPath}"
+        : $"no login: anyone who reaches this address may operate the cluster{(Embedded ? ", and fault injection is on (fine on loopback; give --users-file before exposing it)" : "")}; actions audited to {AuditPath}";
+
     public bool Embedded => string.IsNullOrWhiteSpace(Nodes);
 
     /// <summary>Parses <see cref="Nodes"/>; throws <see cref="FormatException"/> with a clear message.</summary>
@@ -84,6 +118,25 @@ public sealed class DashboardOptions
             }
             return new NodeEndpoint(idAndUrls[0], urls[0], urls[1]);
         }).ToList();
+}
+
+/// <summary>
+/// Sign-in with an OpenID Connect provider: with <see cref="Authority"/> and <see cref="ClientId"/> set, the login page
+/// offers it. A user is an operator when the claim <see cref="RoleClaim"/> holds <see cref="OperatorValue"/>, else a viewer.
+/// </summary>
+public sealed class OidcOptions
+{
+    public string Authority { get; set; } = "";
+
+    public string ClientId { get; set; } = "";
+
+    public string ClientSecret { get; set; } = "";
+
+    public string RoleClaim { get; set; } = "roles";
+
+    public string OperatorValue { get; set; } = "raft-operator";
+
+    public bool Enabled => !string.IsNullOrWhiteSpace(Authority) && !string.IsNullOrWhiteSpace(ClientId);
 }
 
 /// <summary>Where one node is: its gRPC endpoint (clients, admin) and its HTTP endpoint (the event hub).</summary>

@@ -11,8 +11,9 @@ namespace Raft.Dashboard.ServiceClient;
 /// leader redirects), admin calls to the leader or to one node, and node crashes and restarts to the embedded cluster.
 /// Every refusal comes back as a readable outcome.
 /// </summary>
-public sealed class ClusterCommands(INodeDirectory directory, IClusterMonitor monitor) : IClusterCommands, IDisposable
+public sealed class ClusterCommands(INodeDirectory directory, IClusterMonitor monitor, NodeCredentials? credentials = null) : IClusterCommands, IDisposable
 {
+    private readonly NodeCredentials _credentials = credentials ?? NodeCredentials.None;
     private readonly Lock _lock = new();
     private RaftClient? _client;
     private string _clientEndpoints = "";
@@ -28,7 +29,10 @@ public sealed class ClusterCommands(INodeDirectory directory, IClusterMonitor mo
                 if (_client is null || endpoints != _clientEndpoints)
                 {
                     _client?.Dispose();
-                    _client = new RaftClient(endpoints.Split(','), "dashboard") { Timeout = TimeSpan.FromSeconds(8) };
+                    _client = new RaftClient(endpoints.Split(','), "dashboard")
+                    {
+                        Timeout = TimeSpan.FromSeconds(8), Token = _credentials.Token, CaFile = _credentials.CaFile,
+                    };
                     _clientEndpoints = endpoints;
                 }
                 return _client;
@@ -45,7 +49,7 @@ public sealed class ClusterCommands(INodeDirectory directory, IClusterMonitor mo
         {
             if (!_channels.TryGetValue(node.GrpcUrl, out GrpcChannel? channel))
             {
-                channel = GrpcChannel.ForAddress(node.GrpcUrl);
+                channel = GrpcChannel.ForAddress(node.GrpcUrl, ChannelOptions.For(node.GrpcUrl, _credentials.Token, _credentials.CaFile));
                 _channels[node.GrpcUrl] = channel;
             }
             return channel;

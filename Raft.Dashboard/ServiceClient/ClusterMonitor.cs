@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.SignalR;
 using Microsoft.AspNetCore.SignalR.Client;
 using Raft.Dashboard.Cluster;
 using Raft.Dashboard.Model;
+using Raft.Node.Client;
 using Raft.Node.Events;
 
 namespace Raft.Dashboard.ServiceClient;
@@ -26,10 +27,13 @@ public sealed class ClusterMonitor : IClusterMonitor, IHostedService, IAsyncDisp
     private bool _dirty;
     private Timer? _renderTimer;
 
-    public ClusterMonitor(INodeDirectory directory, ILogger<ClusterMonitor> logger)
+    private readonly NodeCredentials _credentials;
+
+    public ClusterMonitor(INodeDirectory directory, ILogger<ClusterMonitor> logger, NodeCredentials? credentials = null)
     {
         _directory = directory;
         _logger = logger;
+        _credentials = credentials ?? NodeCredentials.None;
     }
 
     public ClusterSnapshot Current => _current;
@@ -156,9 +160,21 @@ public sealed class ClusterMonitor : IClusterMonitor, IHostedService, IAsyncDisp
         return seconds > 0.2 && commit >= firstCommit ? (commit - firstCommit) / seconds : 0;
     }
 
-    private void AddToTimeline(string nodeId, Change change)
+    /// <summary>Shows what a user did (the audit trail's record of it) in the timeline, among the cluster's own events.</summary>
+    public void AddOperatorAction(TimelineEvent action)
     {
-        _timeline.AddFirst(new TimelineEvent(change.At, nodeId, change.Kind, change.Text));
+        lock (_lock)
+        {
+            AddTimelineEvent(action);
+        }
+        MarkDirty();
+    }
+
+    private void AddToTimeline(string nodeId, Change change) => AddTimelineEvent(new TimelineEvent(change.At, nodeId, change.Kind, change.Text));
+
+    private void AddTimelineEvent(TimelineEvent e)
+    {
+        _timeline.AddFirst(e);
         while (_timeline.Count > TimelineLength)
         {
             _timeline.RemoveLast();
@@ -177,7 +193,17 @@ public sealed class ClusterMonitor : IClusterMonitor, IHostedService, IAsyncDisp
         public NodeEndpoint Endpoint { get; } = endpoint;
 
         public HubConnection Connection { get; } = new HubConnectionBuilder()
-            .WithUrl(endpoint.HttpUrl.TrimEnd('/') + RaftHub.Path)
+            .WithUrl(endpoint.HttpUrl.TrimEnd('/') + RaftHub.Path, hub =>
+            {
+                if (monitor._credentials.Token is { } token)
+                {
+                    hub.AccessTokenProvider = () => Task.FromResult<string?>(token);
+                }
+                if (monitor._credentials.CaFile is { } ca)
+                {
+                    hub.HttpMessageHandlerFactory = _ => ChannelOptions.Handler(ca);
+                }
+            })
             .WithAutomaticReconnect(new RetryForever())
             .Build();
 

@@ -137,6 +137,30 @@ public sealed class ScenarioContext(IClusterClock clock, IClusterCommands comman
         return put;
     }
 
+    /// <summary>
+    /// Runs an admin action that must reach the leader, as a user would: if leadership moved meanwhile (a loaded machine
+    /// can hold an election at any moment), waits for the new leader and tries again, at most three times.
+    /// </summary>
+    public async Task ExpectOkUnderLeaderAsync(Func<Task<CommandOutcome>> action)
+    {
+        for (int attempt = 1; ; attempt++)
+        {
+            CommandOutcome outcome = await action();
+            if (outcome.Ok)
+            {
+                return;
+            }
+            bool leaderMoved = outcome.Text.Contains("not the leader", StringComparison.OrdinalIgnoreCase)
+                || outcome.Text.Contains("no leader is known", StringComparison.OrdinalIgnoreCase)
+                || outcome.Text.Contains("leadership changed", StringComparison.OrdinalIgnoreCase);
+            if (!leaderMoved || attempt == 3)
+            {
+                throw new InvalidOperationException(outcome.Text);
+            }
+            await StableLeaderAsync();
+        }
+    }
+
     public static async Task ExpectOkAsync(Task<CommandOutcome> action)
     {
         CommandOutcome outcome = await action;

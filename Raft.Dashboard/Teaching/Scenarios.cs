@@ -174,7 +174,7 @@ public static class Scenarios
                 {
                     await c.StableLeaderAsync();
                     c.Run(1);
-                    await ScenarioContext.ExpectOkAsync(c.Commands.AddServerAsync());
+                    await c.ExpectOkUnderLeaderAsync(c.Commands.AddServerAsync);
                     await c.WaitUntilAsync(x => x.Cluster.Members.Count == 4, "four members");
                 },
                 "With four voters a majority is three: one crash is still tolerated, not two."),
@@ -184,7 +184,7 @@ public static class Scenarios
                 async c =>
                 {
                     string newest = c.Cluster.Members.Select(m => m.Id).OrderBy(id => id.Length).ThenBy(id => id, StringComparer.Ordinal).Last();
-                    await ScenarioContext.ExpectOkAsync(c.Commands.RemoveServerAsync(newest));
+                    await c.ExpectOkUnderLeaderAsync(() => c.Commands.RemoveServerAsync(newest));
                     await c.WaitUntilAsync(x => x.Cluster.Members.Count == 3, "three members");
                 }),
         ]);

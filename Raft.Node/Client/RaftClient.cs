@@ -250,6 +250,29 @@ public static class ChannelOptions
 {
     public static GrpcChannelOptions For(string endpoint, string? token, string? caFile)
     {
+        HttpMessageHandler handler = Handler(caFile);
+        var options = new GrpcChannelOptions { HttpHandler = handler };
+        if (token != null)
+        {
+            var bearer = CallCredentials.FromInterceptor((_, metadata) =>
+            {
+                metadata.Add("authorization", $"Bearer {token}");
+                return Task.CompletedTask;
+            });
+            bool tls = endpoint.StartsWith("https://", StringComparison.OrdinalIgnoreCase);
+            options.Credentials = ChannelCredentials.Create(tls ? ChannelCredentials.SecureSsl : ChannelCredentials.Insecure, bearer);
+            // Sending a token over h2c is the operator's choice (loopback, a private network): the channel would refuse it otherwise.
+            options.UnsafeUseInsecureChannelCallCredentials = !tls;
+        }
+        return options;
+    }
+
+    /// <summary>
+    /// The HTTP handler for a node's endpoints (gRPC and the hub): with <paramref name="caFile"/>, a TLS server is trusted
+    /// only when its certificate chains to that CA (PEM) and names the host dialed.
+    /// </summary>
+    public static SocketsHttpHandler Handler(string? caFile)
+    {
         var handler = new SocketsHttpHandler { EnableMultipleHttp2Connections = true };
         if (caFile != null)
         {
@@ -268,19 +291,6 @@ public static class ChannelOptions
                 return chain.Build(System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadCertificate(certificate.GetRawCertData()));
             };
         }
-        var options = new GrpcChannelOptions { HttpHandler = handler };
-        if (token != null)
-        {
-            var bearer = CallCredentials.FromInterceptor((_, metadata) =>
-            {
-                metadata.Add("authorization", $"Bearer {token}");
-                return Task.CompletedTask;
-            });
-            bool tls = endpoint.StartsWith("https://", StringComparison.OrdinalIgnoreCase);
-            options.Credentials = ChannelCredentials.Create(tls ? ChannelCredentials.SecureSsl : ChannelCredentials.Insecure, bearer);
-            // Sending a token over h2c is the operator's choice (loopback, a private network): the channel would refuse it otherwise.
-            options.UnsafeUseInsecureChannelCallCredentials = !tls;
-        }
-        return options;
+        return handler;
     }
 }

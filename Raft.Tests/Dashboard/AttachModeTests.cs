@@ -21,7 +21,7 @@ public sealed class AttachModeTests
         try
         {
             var monitor = app.Services.GetRequiredService<IClusterMonitor>();
-            var commands = app.Services.GetRequiredService<IClusterCommands>();
+            var commands = app.Services.GetRequiredService<ClusterCommands>();
             await NodeTestCluster.WaitUntilAsync(() => Task.FromResult(monitor.Current.Leader?.Id == leader && monitor.Current.Nodes.All(n => n.Connected)), what: "the dashboard to see the cluster");
             Assert.False(monitor.Current.CanManageNodes);
 

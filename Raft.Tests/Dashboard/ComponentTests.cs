@@ -24,6 +24,11 @@ public sealed class ComponentTests : IAsyncDisposable
         _context.Services.AddSingleton<IClusterCommands>(_commands);
         _context.Services.AddSingleton<Raft.Dashboard.Cluster.IClusterClock>(new Raft.Dashboard.Cluster.UnavailableClusterClock());
         _monitor.Current = FakeMonitor.ThreeNodes();
+        // An operator: the controls are rendered (a viewer's page is checked against the real dashboard in DashboardAccessTests).
+        var authorization = _context.AddAuthorization();
+        authorization.SetAuthorized("ada");
+        authorization.SetRoles(Raft.Dashboard.Access.DashboardRoles.Operator);
+        authorization.SetPolicies(Raft.Dashboard.Access.DashboardRoles.OperatorPolicy);
     }
 
     public async ValueTask DisposeAsync() => await _context.DisposeAsync();

@@ -75,6 +75,21 @@ public sealed class RaftNodeTests : IAsyncLifetime
         }
     }
 
+    /// <summary>A put as a client makes it: to whoever leads, again if leadership moved before the entry was appended.</summary>
+    private async Task<KvResult> PutToLeaderAsync(string key, string value)
+    {
+        for (int attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await PutAsync(await WaitForLeaderAsync(), key, value);
+            }
+            catch (NotLeaderException) when (attempt < 5)
+            {
+            }
+        }
+    }
+
     private static async Task<KvResult> PutAsync(RaftNode node, string key, string value) =>
         KvResult.Decode(await node.ProposeAsync(KvCommand.Put(key, value).Encode()));
 
@@ -586,11 +601,11 @@ public sealed class RaftNodeTests : IAsyncLifetime
         {
             await StartAsync(id, SqliteLogStore.Open(PathOf(id)), raft: raft);
         }
-        RaftNode leader = await WaitForLeaderAsync();
         for (int i = 0; i < 120; i++)
         {
-            await PutAsync(leader, $"k{i % 10}", $"v{i}");
+            await PutToLeaderAsync($"k{i % 10}", $"v{i}");
         }
+        RaftNode leader = await WaitForLeaderAsync();
         await leader.TakeSnapshotAsync();
         Assert.True(leader.Status.SnapshotIndex >= 120);
         Assert.True(leader.Status.FirstIndex > 100); // compacted

@@ -24,6 +24,7 @@ namespace Raft.Tests.Security;
 /// term the fuzzer sent, its data is what it was (writes went only to keys under "fuzz/", as a writer's token allows)
 /// and the nodes agree. CI runs seed 1 for about a minute: RAFT_FUZZ_SEED and RAFT_FUZZ_SECONDS run others and longer.
 /// </summary>
+[Collection(Raft.Tests.Simulation.CpuHeavyCollection.Name)] // it keeps a cluster busy: alone, so that timing-sensitive tests are not starved
 public sealed class HostileInputFuzzTests(ITestOutputHelper output)
 {
     private const string ReaderToken = "fuzz-reader-token-0123456789";

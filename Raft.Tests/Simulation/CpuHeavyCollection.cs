@@ -1,7 +1,7 @@
 namespace Raft.Tests.Simulation;
 
 /// <summary>
-/// The simulation tests use every core. They run alone, after the rest, so that tests on real timers (the host, the
+/// The simulation tests (and the hostile-input fuzzer) use every core. They run alone, after the rest, so that tests on real timers (the host, the
 /// crash test) are not starved of threads by them.
 /// </summary>
 [CollectionDefinition(Name, DisableParallelization = true)]
