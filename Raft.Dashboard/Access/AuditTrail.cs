@@ -33,7 +33,7 @@ public sealed class AuditTrail(string path, ClusterMonitor monitor, ILogger<Audi
                 writer.Flush();
                 file.Flush(flushToDisk: true);
             }
-            catch (IOException e)
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
                 logger.LogError(e, "audit: could not append to {Path}: {Line}", Path, line);
             }

@@ -11,7 +11,7 @@ public static class Cli
 {
     public static readonly IReadOnlySet<string> Verbs = new HashSet<string>(StringComparer.Ordinal)
     {
-        "put", "get", "delete", "cas", "status", "members", "add", "remove", "transfer", "snapshot", "faults", "heal", "bench",
+        "put", "get", "delete", "cas", "status", "members", "add", "remove", "transfer", "handoff", "snapshot", "faults", "heal", "bench",
     };
 
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
@@ -133,6 +133,26 @@ public static class Cli
                 {
                     AdminReply reply = await client.LeaderAdminAsync(async (admin, token) => await admin.TransferLeadershipAsync(new TransferLeadershipRequest { Id = Arg(0, "id") }, cancellationToken: token));
                     Print(new { message = reply.Message }, reply.Message);
+                    break;
+                }
+                case "handoff":
+                {
+                    // Before a node stops (a Kubernetes preStop hook): if it leads, it hands leadership to the most
+                    // caught-up other voter, so that clients wait for a transfer, not for an election timeout.
+                    string node = flags.GetValueOrDefault("node") ?? endpoints.Split(',')[0];
+                    NodeStatus s = await client.AdminOf(node).GetStatusAsync(new StatusRequest(), deadline: DateTime.UtcNow.AddSeconds(5));
+                    if (s.Role != "Leader")
+                    {
+                        Print(new { handedOff = false, node = s.Id }, $"{s.Id} does not lead: nothing to hand off");
+                        break;
+                    }
+                    if (s.Members.Where(m => m.Voter && m.Id != s.Id).MaxBy(m => m.MatchIndex) is not { } successor)
+                    {
+                        error.WriteLine($"{s.Id} is the only voter: there is no one to hand leadership to");
+                        return 1;
+                    }
+                    AdminReply reply = await client.AdminOf(node).TransferLeadershipAsync(new TransferLeadershipRequest { Id = successor.Id }, deadline: DateTime.UtcNow.AddSeconds(10));
+                    Print(new { handedOff = true, node = s.Id, to = successor.Id, message = reply.Message }, reply.Message);
                     break;
                 }
                 case "snapshot":

@@ -137,7 +137,7 @@ public sealed class NodeOptions
           status                        members
           add <id> <grpc-url>           remove <id>                  transfer <id>
           snapshot [--node <url>]       faults <url> [--cut id,...] [--isolate] [--drop 0.1] [--delay-ms 50]
-          heal <url>
+          heal <url>                    handoff [--node <url>]       if that node leads, transfer to the most caught-up voter
           bench [--writes 2000] [--concurrency 1]   measure write latency and throughput
         """;
 

@@ -42,11 +42,8 @@ public sealed partial class DashboardAccessTests
     [Fact]
     public async Task A_login_is_required_viewers_change_nothing_and_every_action_is_audited()
     {
-        string folder = Directory.CreateTempSubdirectory("raft-dashboard-access-").FullName;
-        string tokens = Path.Combine(folder, "tokens");
-        File.WriteAllLines(tokens, [$"dashboard operator {NodeOperatorToken}"]);
-        await using var cluster = new NodeTestCluster(3, o => o.TokensFile = tokens) { ClientToken = NodeOperatorToken };
-        await cluster.StartAllAsync();
+        (string folder, NodeTestCluster cluster) = await ClusterWithTokensAsync();
+        await using var _ = cluster;
         string leader = await cluster.WaitForLeaderAsync();
 
         string usersFile = Path.Combine(folder, "users");
@@ -152,11 +149,8 @@ public sealed partial class DashboardAccessTests
     [Fact]
     public async Task Without_the_clusters_token_the_dashboard_is_refused_by_the_nodes_and_says_why()
     {
-        string folder = Directory.CreateTempSubdirectory("raft-dashboard-token-").FullName;
-        string tokens = Path.Combine(folder, "tokens");
-        File.WriteAllLines(tokens, [$"dashboard operator {NodeOperatorToken}"]);
-        await using var cluster = new NodeTestCluster(3, o => o.TokensFile = tokens) { ClientToken = NodeOperatorToken };
-        await cluster.StartAllAsync();
+        (string folder, NodeTestCluster cluster) = await ClusterWithTokensAsync();
+        await using var _ = cluster;
         await cluster.WaitForLeaderAsync();
         var options = new DashboardOptions { Nodes = string.Join(",", cluster.Specs.Select(s => $"{s.Id}={s.GrpcUrl}|{s.HttpUrl}")), AuditFile = Path.Combine(folder, "audit.jsonl") };
         await using WebApplication app = DashboardApp.Build(options, $"http://127.0.0.1:{Ports.Free()}");
@@ -174,6 +168,17 @@ public sealed partial class DashboardAccessTests
         {
             await app.StopAsync();
         }
+    }
+
+    /// <summary>A running three-node cluster whose only token is the dashboard's (an operator's), and a folder for files.</summary>
+    private static async Task<(string Folder, NodeTestCluster Cluster)> ClusterWithTokensAsync()
+    {
+        string folder = Directory.CreateTempSubdirectory("raft-dashboard-access-").FullName;
+        string tokens = Path.Combine(folder, "tokens");
+        File.WriteAllLines(tokens, [$"dashboard operator {NodeOperatorToken}"]);
+        var cluster = new NodeTestCluster(3, o => o.TokensFile = tokens) { ClientToken = NodeOperatorToken };
+        await cluster.StartAllAsync();
+        return (folder, cluster);
     }
 
     private static HttpClient Browser(string url) => new(new HttpClientHandler { AllowAutoRedirect = false, UseCookies = true, CookieContainer = new CookieContainer() })

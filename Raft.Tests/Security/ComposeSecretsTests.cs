@@ -74,7 +74,7 @@ public sealed class ComposeSecretsTests
 
     private static async Task<(int Code, string Output)> RunScriptAsync(params string[] arguments)
     {
-        string script = Path.Combine(RepositoryRoot(), "deploy", "compose", "make-secrets.sh");
+        string script = Raft.Tests.Deploy.Manifests.PathOf("deploy", "compose", "make-secrets.sh");
         var start = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true };
         start.ArgumentList.Add(script);
         foreach (string argument in arguments)
@@ -86,15 +86,5 @@ public sealed class ComposeSecretsTests
         Task<string> error = process.StandardError.ReadToEndAsync();
         await process.WaitForExitAsync();
         return (process.ExitCode, await output + await error);
-    }
-
-    private static string RepositoryRoot()
-    {
-        DirectoryInfo? directory = new(AppContext.BaseDirectory);
-        while (directory != null && !File.Exists(Path.Combine(directory.FullName, "Raft.sln")))
-        {
-            directory = directory.Parent;
-        }
-        return directory?.FullName ?? throw new InvalidOperationException("Raft.sln not found above the test binaries");
     }
 }

@@ -1,4 +1,3 @@
-using Raft.Tests.Node;
 using Grpc.Core;
 using Grpc.Net.Client;
 using Microsoft.AspNetCore.SignalR;
@@ -9,6 +8,7 @@ using Raft.Node.Hosting;
 using Raft.Node.Protocol;
 using Raft.Node.Security;
 using Raft.Node.Services;
+using Raft.Tests.Node;
 
 namespace Raft.Tests.Security;
 

@@ -5,18 +5,21 @@
 #                            tokens (the nodes' bearer tokens: dashboard and admin operators, an app writer, a monitor reader),
 #                            dashboard-users (admin operator and viewer, PBKDF2 hashes) and passwords (theirs, in clear, 600)
 #   .env                     the dashboard's node token and the address published ports bind (127.0.0.1)
-# Needs openssl and python3. Refuses to overwrite unless --force. --out DIR and --env FILE write elsewhere (tests).
+# Needs openssl and python3. Refuses to overwrite unless --force. --out DIR and --env FILE write elsewhere (tests);
+# --nodes a,b,c names other nodes (Kubernetes: --nodes raft-0,raft-1,raft-2, see deploy/kubernetes/README.md).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out="$here/secrets"
 env_file="$here/../../.env"
 force=0
+nodes=n1,n2,n3
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) out=$2; shift 2 ;;
     --env) env_file=$2; shift 2 ;;
+    --nodes) nodes=$2; shift 2 ;;
     --force) force=1; shift ;;
-    *) echo "usage: $0 [--force] [--out DIR] [--env FILE]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--force] [--out DIR] [--env FILE] [--nodes n1,n2,n3]" >&2; exit 2 ;;
   esac
 done
 for tool in openssl python3; do
@@ -33,7 +36,7 @@ cd "$out"
 # A private CA for this cluster only, and one certificate per node (valid for client and server use).
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca-key.pem -out ca.pem -days 825 \
   -subj "/CN=raft-compose-ca" -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
-for id in n1 n2 n3; do
+for id in ${nodes//,/ }; do
   openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$id-key.pem" -out "$id.csr" -subj "/CN=$id" 2>/dev/null
   printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=DNS:%s\n' "$id" > "$id.ext"
   openssl x509 -req -in "$id.csr" -CA ca.pem -CAkey ca-key.pem -CAcreateserial -out "$id.pem" -days 825 -extfile "$id.ext" 2>/dev/null
