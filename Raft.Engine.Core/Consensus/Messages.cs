@@ -12,6 +12,7 @@ public abstract record RaftMessage(string From, string To, long Term);
 public sealed record RequestVote(string From, string To, long Term, long LastLogIndex, long LastLogTerm, bool PreVote, bool Transfer = false)
     : RaftMessage(From, To, Term);
 
+/// <summary>A vote (or pre-vote) granted or refused in <paramref name="Term"/>.</summary>
 public sealed record RequestVoteResponse(string From, string To, long Term, bool Granted, bool PreVote)
     : RaftMessage(From, To, Term);
 

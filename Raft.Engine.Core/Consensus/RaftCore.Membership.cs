@@ -24,6 +24,7 @@ public sealed partial class RaftCore
     /// AddServer: appends a configuration with <paramref name="id"/> as a learner, catches it up in rounds, then appends
     /// one that makes it a voter. Done when that configuration commits; a <see cref="CatchUpFailed"/> notice if it never catches up.
     /// </summary>
+    /// <param name="id">The new server's id.</param>
     /// <param name="address">Where the server can be reached, recorded in the configuration for hosts that need it.</param>
     public AdminResult AddServer(string id, string? address = null)
     {

@@ -12,7 +12,7 @@ public sealed partial class RaftCore
 {
     /// <summary>
     /// The host's check of a snapshot received from the leader, run before it replaces anything: null when the bytes are
-    /// a state the state machine can restore, else why not (see <see cref="StateMachines.IStateMachine.CheckSnapshot"/>).
+    /// a state the state machine can restore, else why not (see <c>IStateMachine.CheckSnapshot</c> in Raft.Engine).
     /// Without one, received snapshots are trusted.
     /// </summary>
     public Func<byte[], string?>? SnapshotCheck { get; init; }

@@ -75,7 +75,12 @@ public sealed partial class RaftCore
     {
     }
 
+    /// <param name="id">This server's id.</param>
     /// <param name="configuration">The bootstrap configuration, used until the log or a snapshot says otherwise.</param>
+    /// <param name="options">Timing and limits, validated by <see cref="RaftOptions.Validate"/>.</param>
+    /// <param name="state">What the store recovered: term, vote, log and snapshot.</param>
+    /// <param name="random">The only source of randomness (election timeouts): seeded, it makes a run repeatable.</param>
+    /// <param name="rules">Which safety rules are on (tests switch one off to see the checker catch it).</param>
     internal RaftCore(string id, ClusterConfiguration configuration, RaftOptions options, PersistentState state, Random random, RuleSwitches rules)
     {
         ArgumentException.ThrowIfNullOrEmpty(id);

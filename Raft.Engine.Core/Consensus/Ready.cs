@@ -6,7 +6,7 @@ namespace Raft.Engine.Consensus;
 public readonly record struct HardState(long Term, string? VotedFor);
 
 /// <summary>
-/// The output of the core, handed to the host in one batch. <see cref="Hosting.ReadyProcessor"/> carries it out in
+/// The output of the core, handed to the host in one batch. <c>ReadyProcessor</c> (in Raft.Engine) carries it out in
 /// this order, which is the contract (docs/ARCHITECTURE.md explains each step):
 /// 1. send <see cref="MessagesBeforePersist"/> (a leader's AppendEntries and snapshot chunks: dissertation 10.2.1);
 /// 2. start one durable write: <see cref="SnapshotToInstall"/> if set (it replaces the log up to its index, and all of
@@ -88,6 +88,7 @@ public sealed record CatchUpFailed(string ServerId, string Reason) : RaftNotice;
 /// <summary>The target did not take over within an election timeout; the leader accepts proposals again.</summary>
 public sealed record TransferAbandoned(string Target) : RaftNotice;
 
+/// <summary>Why the core did not take a proposal.</summary>
 public enum ProposeRefusal
 {
     None,
@@ -104,6 +105,7 @@ public readonly record struct ProposeResult(bool Accepted, long Index, long Term
     public static ProposeResult NotLeader(string? leader) => new(false, 0, 0, leader, ProposeRefusal.NotLeader);
 }
 
+/// <summary>How the core answered a membership change, a transfer or a snapshot request.</summary>
 public enum AdminStatus
 {
     Accepted,

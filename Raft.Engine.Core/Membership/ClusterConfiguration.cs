@@ -12,6 +12,8 @@ public sealed class ClusterConfiguration : IEquatable<ClusterConfiguration>
 {
     public static ClusterConfiguration Empty { get; } = new([]);
 
+    /// <param name="voters">The servers that vote and count toward a majority.</param>
+    /// <param name="learners">Servers that receive the log but do not vote (a new server catching up).</param>
     /// <param name="addresses">Where members can be reached (id to address), for hosts whose transport needs it; the core ignores it.</param>
     public ClusterConfiguration(IEnumerable<string> voters, IEnumerable<string>? learners = null, IReadOnlyDictionary<string, string>? addresses = null)
     {

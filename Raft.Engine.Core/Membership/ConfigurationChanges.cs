@@ -5,6 +5,8 @@ namespace Raft.Engine.Membership;
 /// <summary>What a leader knows when it is asked to change the configuration.</summary>
 /// <param name="OwnTermCommitted">Whether an entry of the leader's own term is committed.</param>
 /// <param name="UncommittedChangeIndex">The index of a configuration entry not yet committed, or 0.</param>
+/// <param name="CatchingUp">The learner being caught up for an AddServer, if any.</param>
+/// <param name="TransferTarget">The server leadership is being handed to, if any.</param>
 internal readonly record struct ChangeContext(bool OwnTermCommitted, long UncommittedChangeIndex, string? CatchingUp, string? TransferTarget);
 
 /// <summary>
@@ -14,6 +16,7 @@ internal readonly record struct ChangeContext(bool OwnTermCommitted, long Uncomm
 /// </summary>
 internal static class ConfigurationChangeRules
 {
+    /// <param name="context">What the leader knows now.</param>
     /// <param name="removing">A server being removed: removing the learner that is catching up cancels its AddServer.</param>
     /// <param name="currentTermRule">Off only in the tests that show what the rule prevents.</param>
     public static (AdminStatus Status, string Message)? Refusal(ChangeContext context, string? removing, bool currentTermRule)

@@ -2,6 +2,7 @@ using Raft.Engine.Membership;
 
 namespace Raft.Engine.Quorum;
 
+/// <summary>Where an election (or pre-vote) stands after the votes counted so far.</summary>
 public enum VoteOutcome
 {
     /// <summary>Neither a majority has granted nor can one any longer.</summary>

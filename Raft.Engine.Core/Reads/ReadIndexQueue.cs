@@ -52,7 +52,7 @@ internal sealed class ReadIndexQueue(RaftOptions options)
 
     public bool HasAwaitingCommit => _awaitingCommit.Count > 0;
 
-    /// <summary>Registers a read at <paramref name="index"/> in a new round, already confirmed by <paramref name="confirmedBy"/>.</summary>
+    /// <summary>Registers a read (at its read index) in a new round, already confirmed by <paramref name="confirmedBy"/>.</summary>
     public void Add(PendingRead read, IEnumerable<string> confirmedBy)
     {
         _unconfirmed.Add((read, ++Round, new HashSet<string>(confirmedBy, StringComparer.Ordinal)));

@@ -1,5 +1,6 @@
 namespace Raft.Engine.Replication;
 
+/// <summary>How a leader sends to one follower (dissertation 10.2.1 and etcd's probe/replicate/snapshot states).</summary>
 public enum ReplicationState
 {
     /// <summary>The leader does not know where the follower's log matches: one AppendEntries at a time.</summary>

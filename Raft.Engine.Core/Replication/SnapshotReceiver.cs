@@ -3,6 +3,7 @@ using Raft.Engine.Log;
 
 namespace Raft.Engine.Replication;
 
+/// <summary>What a follower did with one chunk of an InstallSnapshot.</summary>
 public enum ChunkResult
 {
     /// <summary>Taken; the sender goes on from <see cref="ChunkOutcome.NextOffset"/>.</summary>

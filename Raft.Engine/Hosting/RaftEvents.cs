@@ -7,21 +7,28 @@ namespace Raft.Engine.Hosting;
 /// <summary>Something that happened inside a node, published in order from the node's loop.</summary>
 public abstract record RaftEvent(string NodeId, DateTimeOffset At);
 
+/// <summary>The node became follower, pre-candidate, candidate or leader, in <paramref name="Term"/>.</summary>
 public sealed record RoleChanged(string NodeId, DateTimeOffset At, Role Role, long Term) : RaftEvent(NodeId, At);
 
+/// <summary>The node's current term changed (and was made durable).</summary>
 public sealed record TermChanged(string NodeId, DateTimeOffset At, long Term) : RaftEvent(NodeId, At);
 
+/// <summary>The node voted for <paramref name="VotedFor"/> in <paramref name="Term"/> (durable before the grant was sent).</summary>
 public sealed record VoteCast(string NodeId, DateTimeOffset At, long Term, string VotedFor) : RaftEvent(NodeId, At);
 
+/// <summary>The leader this node knows changed; null while it knows none.</summary>
 public sealed record LeaderChanged(string NodeId, DateTimeOffset At, string? LeaderId, long Term) : RaftEvent(NodeId, At);
 
 /// <summary>Entries made durable. When <see cref="FirstIndex"/> is not past the previous last index, the log was truncated there first.</summary>
 public sealed record EntriesAppended(string NodeId, DateTimeOffset At, long FirstIndex, long LastIndex, long LastTerm) : RaftEvent(NodeId, At);
 
+/// <summary>The node's commit index moved forward to <paramref name="CommitIndex"/>.</summary>
 public sealed record CommitAdvanced(string NodeId, DateTimeOffset At, long CommitIndex) : RaftEvent(NodeId, At);
 
+/// <summary>The entry at <paramref name="Index"/> was applied to the state machine.</summary>
 public sealed record EntryApplied(string NodeId, DateTimeOffset At, long Index, long Term, EntryKind Kind) : RaftEvent(NodeId, At);
 
+/// <summary>The node snapshotted its state machine up to <paramref name="Index"/> and compacted its log.</summary>
 public sealed record SnapshotTaken(string NodeId, DateTimeOffset At, long Index, long Term, int Bytes) : RaftEvent(NodeId, At);
 
 /// <summary>A snapshot received from the leader replaced the state machine (and the log up to its index).</summary>

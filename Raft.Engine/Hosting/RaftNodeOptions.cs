@@ -2,6 +2,7 @@ using Raft.Engine.Consensus;
 
 namespace Raft.Engine.Hosting;
 
+/// <summary>How to run one <see cref="RaftNode"/>: its id, the initial members, the tick, queue limits and the Raft timing (<see cref="Raft"/>).</summary>
 public sealed record RaftNodeOptions
 {
     public required string Id { get; init; }

@@ -2,6 +2,7 @@ using System.Text;
 
 namespace Raft.Engine.StateMachines;
 
+/// <summary>What a <see cref="KvCommand"/> does to the key-value state machine.</summary>
 public enum KvOperation : byte
 {
     Put = 1,
@@ -105,6 +106,7 @@ public sealed record KvCommand(KvOperation Operation, string Key, string? Value 
     internal static string? ReadOptional(BinaryReader reader) => reader.ReadBoolean() ? reader.ReadString() : null;
 }
 
+/// <summary>How the key-value state machine answered a command.</summary>
 public enum KvStatus : byte
 {
     Ok = 0,

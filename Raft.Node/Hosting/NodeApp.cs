@@ -50,6 +50,7 @@ public static class NodeApp
         }
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         builder.Logging.AddFilter("Grpc", LogLevel.Warning);
+        builder.Logging.AddFilter("Microsoft.AspNetCore.SignalR.Internal.DefaultHubDispatcher", LogLevel.None); // HubAccess logs what matters
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             Listen(kestrel, "--grpc-url", options.GrpcUrl, HttpProtocols.Http2); // h2c: cleartext HTTP/2 needs its own endpoint

@@ -128,7 +128,7 @@ public sealed class AccessInterceptor(AccessControl access) : Interceptor
 }
 
 /// <summary>The hub: connecting needs a reader's token (401 with the reason otherwise), each method its role.</summary>
-public sealed class HubAccess(AccessControl access) : IHubFilter
+public sealed class HubAccess(AccessControl access, ILogger<HubAccess> logger) : IHubFilter
 {
     /// <summary>Middleware for the hub's path (negotiate and every transport request).</summary>
     public static async Task RequireReaderAsync(HttpContext http, RequestDelegate next)
@@ -165,6 +165,16 @@ public sealed class HubAccess(AccessControl access) : IHubFilter
         {
             throw new HubException(refusal.Message); // HubException: the caller sees this message, not a generic error
         }
-        return await next(invocationContext);
+        try
+        {
+            return await next(invocationContext);
+        }
+        catch (Exception e) when (e is not HubException and not OperationCanceledException)
+        {
+            // Logged here, once; SignalR's own line for a failed invocation is filtered out (NodeApp), since it would
+            // also log every refusal and every bad argument (a HubException, the caller's mistake) with a stack trace.
+            logger.LogError(e, "hub {Method} failed", method);
+            throw;
+        }
     }
 }
