@@ -58,6 +58,26 @@ public sealed class ComposeFileTests
         }
     }
 
+    [Fact]
+    public void Each_image_is_built_from_every_file_its_projects_need_and_runs_as_a_user()
+    {
+        string[] shared = Directory.GetFiles(Root, "Directory.*.props").Select(Path.GetFileName).OfType<string>().ToArray();
+        foreach ((string dockerfile, string[] projects) in new[]
+        {
+            ("Raft.Node/Dockerfile", new[] { "Raft.Engine.Core", "Raft.Engine", "Raft.Node" }),
+            ("Raft.Dashboard/Dockerfile", new[] { "Raft.Engine.Core", "Raft.Engine", "Raft.Node", "Raft.Dashboard" }),
+        })
+        {
+            string text = File.ReadAllText(PathOf(dockerfile));
+            Assert.All(shared, props => Assert.Contains(props, text, StringComparison.Ordinal)); // an import the build cannot find fails only in docker
+            Assert.All(projects, project => Assert.Contains($"COPY {project}/ {project}/", text, StringComparison.Ordinal));
+            Assert.Contains("COPY protos/ protos/", text, StringComparison.Ordinal);
+            Assert.Contains("\nUSER app\n", text.ReplaceLineEndings("\n"), StringComparison.Ordinal);
+        }
+        string ignored = File.ReadAllText(PathOf(".dockerignore"));
+        Assert.All(new[] { "**/bin/", "**/obj/", ".env", "deploy/compose/secrets/" }, pattern => Assert.Contains(pattern, ignored, StringComparison.Ordinal));
+    }
+
     private static HashSet<string> Settings(Type options) =>
         options.GetProperties(BindingFlags.Public | BindingFlags.Instance).Where(p => p.CanWrite).Select(p => p.Name).ToHashSet(StringComparer.OrdinalIgnoreCase);
 }
