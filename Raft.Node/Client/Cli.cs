@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using Grpc.Core;
+using Microsoft.AspNetCore.SignalR.Client;
 using Raft.Node.Hosting;
 using Raft.Node.Protocol;
 
@@ -11,7 +12,7 @@ public static class Cli
 {
     public static readonly IReadOnlySet<string> Verbs = new HashSet<string>(StringComparer.Ordinal)
     {
-        "put", "get", "delete", "cas", "status", "members", "add", "remove", "transfer", "handoff", "snapshot", "faults", "heal", "bench",
+        "put", "get", "delete", "cas", "watch", "status", "endpoint", "members", "add", "remove", "transfer", "handoff", "snapshot", "faults", "heal", "bench",
     };
 
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
@@ -24,7 +25,7 @@ public static class Cli
         {
             if (args[i].StartsWith("--", StringComparison.Ordinal))
             {
-                bool hasValue = i + 1 < args.Length && !args[i + 1].StartsWith("--", StringComparison.Ordinal) && args[i] is not ("--json" or "--stale" or "--isolate");
+                bool hasValue = i + 1 < args.Length && !args[i + 1].StartsWith("--", StringComparison.Ordinal) && args[i] is not ("--json" or "--stale" or "--isolate" or "--events");
                 flags[args[i][2..]] = hasValue ? args[++i] : "true";
             }
             else
@@ -34,7 +35,7 @@ public static class Cli
         }
         string verb = positional[0];
         string[] rest = [.. positional.Skip(1)];
-        bool json = flags.ContainsKey("json");
+        bool json = flags.ContainsKey("json") || flags.GetValueOrDefault("output") == "json";
         string endpoints = flags.GetValueOrDefault("endpoints") ?? Environment.GetEnvironmentVariable("RAFT_ENDPOINTS") ?? "http://127.0.0.1:7001";
         using var client = new RaftClient(endpoints.Split(','))
         {
@@ -81,6 +82,41 @@ public static class Cli
                     Print(new { swapped = reply.Swapped, current = reply.HasCurrent ? reply.Current : null, servedBy = reply.ServedBy },
                         reply.Swapped ? "swapped" : $"not swapped: the value is {(reply.HasCurrent ? reply.Current : "(absent)")}");
                     return reply.Swapped ? 0 : 1;
+                }
+                case "watch":
+                    return await WatchAsync(client, rest, flags, json, output);
+                case "endpoint":
+                {
+                    if (Arg(0, "health") != "health")
+                    {
+                        throw new ArgumentException($"endpoint: unknown '{rest[0]}' (endpoint health)");
+                    }
+                    var checks = await Task.WhenAll(endpoints.Split(',').Select(async endpoint =>
+                    {
+                        long start = System.Diagnostics.Stopwatch.GetTimestamp();
+                        try
+                        {
+                            NodeStatus s = await client.AdminOf(endpoint).GetStatusAsync(new StatusRequest(), deadline: DateTime.UtcNow.AddSeconds(3));
+                            string? problem = string.IsNullOrEmpty(s.LeaderId) ? "no leader known" : null;
+                            return (Endpoint: endpoint, Healthy: problem is null, Took: System.Diagnostics.Stopwatch.GetElapsedTime(start), Problem: problem);
+                        }
+                        catch (RpcException e)
+                        {
+                            return (Endpoint: endpoint, Healthy: false, Took: System.Diagnostics.Stopwatch.GetElapsedTime(start), Problem: (string?)$"{e.StatusCode}: {e.Status.Detail}");
+                        }
+                    }));
+                    if (json)
+                    {
+                        output.WriteLine(JsonSerializer.Serialize(checks.Select(c => new { endpoint = c.Endpoint, healthy = c.Healthy, tookMs = c.Took.TotalMilliseconds, error = c.Problem }), Json));
+                    }
+                    else
+                    {
+                        foreach (var c in checks)
+                        {
+                            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{c.Endpoint} is {(c.Healthy ? "healthy" : "unhealthy")}: took {c.Took.TotalMilliseconds:F1} ms{(c.Problem is null ? "" : $"; {c.Problem}")}"));
+                        }
+                    }
+                    return checks.All(c => c.Healthy) ? 0 : 1;
                 }
                 case "status":
                 case "members":
@@ -217,6 +253,83 @@ public static class Cli
             error.WriteLine($"error: {e.Message}");
             error.WriteLine(NodeOptions.HelpText);
             return 2;
+        }
+    }
+
+    /// <summary>
+    /// <c>watch key</c>: the key's value each time it changes, read linearizably every <c>--interval-ms</c> (changes
+    /// between two reads are seen as one). <c>watch --events --hub url</c>: the node's own events as they happen (roles,
+    /// terms, votes, leaders, configurations, snapshots), from its hub. Both stop after <c>--count</c> lines, or on Ctrl+C.
+    /// </summary>
+    private static async Task<int> WatchAsync(RaftClient client, string[] rest, Dictionary<string, string> flags, bool json, TextWriter output)
+    {
+        int count = int.Parse(flags.GetValueOrDefault("count") ?? "0", CultureInfo.InvariantCulture);
+        using var stop = new CancellationTokenSource();
+        ConsoleCancelEventHandler cancel = (_, e) =>
+        {
+            e.Cancel = true;
+            stop.Cancel();
+        };
+        Console.CancelKeyPress += cancel;
+        int printed = 0;
+        bool Done() => count > 0 && printed >= count;
+        try
+        {
+            if (flags.ContainsKey("events"))
+            {
+                string hubUrl = flags.GetValueOrDefault("hub") ?? throw new ArgumentException("watch --events: give the node's HTTP address with --hub (e.g. http://127.0.0.1:8001)");
+                var lines = System.Threading.Channels.Channel.CreateUnbounded<Events.Change>();
+                await using var hub = new HubConnectionBuilder()
+                    .WithUrl(hubUrl.TrimEnd('/') + Events.RaftHub.Path, o =>
+                    {
+                        o.AccessTokenProvider = () => Task.FromResult(client.Token);
+                        o.HttpMessageHandlerFactory = _ => ChannelOptions.Handler(client.CaFile);
+                    })
+                    .Build();
+                hub.On<Events.ChangeBatch>("Changes", batch =>
+                {
+                    foreach (Events.Change change in batch.Changes.Where(c => c.Kind is not ("appended" or "commit" or "applied")))
+                    {
+                        lines.Writer.TryWrite(change);
+                    }
+                });
+                await hub.StartAsync(stop.Token);
+                await foreach (Events.Change change in lines.Reader.ReadAllAsync(stop.Token))
+                {
+                    output.WriteLine(json ? JsonSerializer.Serialize(new { at = change.At, kind = change.Kind, text = change.Text, term = change.Term })
+                        : $"{change.At.ToLocalTime():HH:mm:ss.fff} {change.Kind,-12} {change.Text}");
+                    printed++;
+                    if (Done())
+                    {
+                        break;
+                    }
+                }
+                return 0;
+            }
+            string key = rest.Length > 0 ? rest[0] : throw new ArgumentException("watch: missing <key> (or --events --hub <url>)");
+            var interval = TimeSpan.FromMilliseconds(int.Parse(flags.GetValueOrDefault("interval-ms") ?? "200", CultureInfo.InvariantCulture));
+            (bool Found, string Value)? last = null;
+            while (!stop.IsCancellationRequested && !Done())
+            {
+                GetReply reply = await client.GetAsync(key, stale: false, stop.Token);
+                if (last is not { } seen || seen.Found != reply.Found || seen.Value != reply.Value)
+                {
+                    last = (reply.Found, reply.Value);
+                    output.WriteLine(json ? JsonSerializer.Serialize(new { key, found = reply.Found, value = reply.Found ? reply.Value : null })
+                        : reply.Found ? reply.Value : "(absent)");
+                    printed++;
+                }
+                await Task.Delay(interval, stop.Token);
+            }
+            return 0;
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+            return 0;
+        }
+        finally
+        {
+            Console.CancelKeyPress -= cancel;
         }
     }
 

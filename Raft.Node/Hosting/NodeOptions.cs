@@ -134,11 +134,17 @@ public sealed class NodeOptions
 
           put <key> <value>             get <key> [--stale]          delete <key>
           cas <key> <expected|-> <new|->   (- means absent)
-          status                        members
+          watch <key> [--interval-ms 200] [--count N]       the key's value each time it changes
+          watch --events --hub <http-url> [--count N]      the node's roles, terms, leaders, configurations, snapshots
+          status                        members                      endpoint health
           add <id> <grpc-url>           remove <id>                  transfer <id>
           snapshot [--node <url>]       faults <url> [--cut id,...] [--isolate] [--drop 0.1] [--delay-ms 50]
           heal <url>                    handoff [--node <url>]       if that node leads, transfer to the most caught-up voter
           bench [--writes 2000] [--concurrency 1]   measure write latency and throughput
+
+        Output: a table or plain lines; --json (or --output json) for JSON. Exit codes: 0 done; 1 the answer is no
+        (get/delete: not found, cas: not swapped, endpoint health: an endpoint is unhealthy, handoff: no other voter);
+        2 a usage error or an error from the cluster (its gRPC status is printed: Unauthenticated, Unavailable, ...).
         """;
 
     /// <summary>
