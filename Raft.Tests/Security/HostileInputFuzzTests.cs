@@ -57,6 +57,7 @@ public sealed class HostileInputFuzzTests(ITestOutputHelper output)
         {
             await writer.PutAsync($"k{i}", $"v{i}");
         }
+        await EveryNodeAppliedAsync(cluster); // "before" is what every node holds, not what n1 had applied so far
         IReadOnlyList<KeyValuePair<string, string>> before = Data(cluster, "n1");
         long startTerm = cluster.Specs.Max(spec => cluster.Member(spec.Id).Node.Status.Term);
 
@@ -92,7 +93,20 @@ public sealed class HostileInputFuzzTests(ITestOutputHelper output)
             MemberSpec target = cluster.Specs[fuzzer.Random.Next(cluster.Specs.Count)];
             GrpcChannel channel = channels[target.Id];
             round++;
-            switch (fuzzer.Random.Next(6))
+            int kind = fuzzer.Random.Next(6);
+            // A call that never ends is a finding too (a server that stops answering): it fails the run, never hangs it.
+            Task input = SendOneAsync(kind, fuzzer, target, channel);
+            if (await Task.WhenAny(input, Task.Delay(TimeSpan.FromSeconds(30))) != input)
+            {
+                failures.Enqueue($"input {round} (kind {kind}) to {target.Id} had no answer within 30 s");
+                break;
+            }
+            await input;
+        }
+
+        async Task SendOneAsync(int kind, Fuzzer fuzzer, MemberSpec target, GrpcChannel channel)
+        {
+            switch (kind)
             {
                 case 0:
                 {
@@ -154,8 +168,7 @@ public sealed class HostileInputFuzzTests(ITestOutputHelper output)
             Assert.Equal(HttpStatusCode.OK, health.StatusCode);
         }
         await writer.PutAsync("after-fuzz", "1"); // the cluster still commits, and every node applies up to here
-        long last = cluster.Member(await cluster.WaitForLeaderAsync()).Node.Status.CommitIndex;
-        await NodeTestCluster.WaitUntilAsync(() => Task.FromResult(cluster.Specs.All(x => cluster.Member(x.Id).Node.Status.AppliedIndex >= last)), what: "every node to apply");
+        await EveryNodeAppliedAsync(cluster);
         var expected = before.Append(new("after-fuzz", "1")).OrderBy(p => p.Key, StringComparer.Ordinal).ToList();
         foreach (MemberSpec spec in cluster.Specs)
         {
@@ -166,6 +179,12 @@ public sealed class HostileInputFuzzTests(ITestOutputHelper output)
         {
             channel.Dispose();
         }
+    }
+
+    private static async Task EveryNodeAppliedAsync(NodeTestCluster cluster)
+    {
+        long commit = cluster.Member(await cluster.WaitForLeaderAsync()).Node.Status.CommitIndex;
+        await NodeTestCluster.WaitUntilAsync(() => Task.FromResult(cluster.Specs.All(x => cluster.Member(x.Id).Node.Status.AppliedIndex >= commit)), what: "every node to apply");
     }
 
     private static IReadOnlyList<KeyValuePair<string, string>> Data(NodeTestCluster cluster, string id) => cluster.Member(id).StateMachine.Snapshot();
@@ -327,7 +346,9 @@ public sealed class HostileInputFuzzTests(ITestOutputHelper output)
                 headers.Add("raft-sender-id", Random.Next(2) == 0 ? $"n{Random.Next(0, 1000)}" : HeaderText(Random.Next(1, 200)));
                 headers.Add("raft-sender-address", Random.Next(2) == 0 ? "http://127.0.0.1:1" : HeaderText(30));
             }
-            using var call = peer.Stream(headers, deadline: DateTime.UtcNow.AddSeconds(5));
+            // The token as well as the deadline: once, a write blocked past the deadline (the client's flow control).
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            using var call = peer.Stream(headers, deadline: DateTime.UtcNow.AddSeconds(5), cancellationToken: timeout.Token);
             int batches = Random.Next(1, 4);
             for (int b = 0; b < batches; b++)
             {
@@ -337,7 +358,7 @@ public sealed class HostileInputFuzzTests(ITestOutputHelper output)
                 {
                     batch.Messages.Add(PeerMessage(to));
                 }
-                await call.RequestStream.WriteAsync(batch);
+                await call.RequestStream.WriteAsync(batch, timeout.Token);
             }
             await call.RequestStream.CompleteAsync();
             await call;
@@ -345,14 +366,15 @@ public sealed class HostileInputFuzzTests(ITestOutputHelper output)
 
         public async Task SnapshotAsync(Peer.PeerClient peer, string to)
         {
-            using var call = peer.InstallSnapshot(deadline: DateTime.UtcNow.AddSeconds(5));
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            using var call = peer.InstallSnapshot(deadline: DateTime.UtcNow.AddSeconds(5), cancellationToken: timeout.Token);
             long offset = 0;
             int chunks = Random.Next(1, 5);
             for (int i = 0; i < chunks; i++)
             {
                 InstallSnapshotChunk chunk = Chunk(to, offset);
                 offset += chunk.Data.Length;
-                await call.RequestStream.WriteAsync(chunk);
+                await call.RequestStream.WriteAsync(chunk, timeout.Token);
             }
             await call.RequestStream.CompleteAsync();
             await call;
