@@ -41,7 +41,7 @@ public sealed class AuditTrail(string path, ClusterMonitor monitor, ILogger<Audi
         logger.LogInformation("audit: {User} ({Role}) {Action} {Target}: {Result}", record.User, record.Role, record.Action, record.Target, record.Result);
         string target = record.Target is null ? "" : $" {record.Target}";
         monitor.AddOperatorAction(new TimelineEvent(record.At, record.Target ?? "dashboard", "operator",
-            $"{record.User} ({record.Role}): {record.Action}{target}: {(record.Ok ? "" : "failed: ")}{record.Result}"));
+            $"{record.User} ({record.Role}): {record.Action}{target}: {(record.Ok || record.Result.StartsWith("refused", StringComparison.Ordinal) ? "" : "failed: ")}{record.Result}"));
     }
 
     /// <summary>The records on disk, oldest first (for tests and for an operator's own tools).</summary>

@@ -82,6 +82,7 @@ public static class DashboardAccess
         {
             return;
         }
+        DashboardUsers users = app.Services.GetRequiredService<DashboardUsers>();
         app.MapGet(LoginPath, (HttpContext http, IAntiforgery antiforgery, string? returnUrl) =>
             LoginPage(http, antiforgery, options, LocalOnly(returnUrl), error: null));
         app.MapPost(LoginPath, async (HttpContext http, IAntiforgery antiforgery, ILoggerFactory logs) =>
@@ -97,8 +98,7 @@ public static class DashboardAccess
             IFormCollection form = await http.Request.ReadFormAsync();
             string name = form["name"].ToString().Trim();
             string returnUrl = LocalOnly(form["returnUrl"]);
-            DashboardUsers? users = http.RequestServices.GetService<DashboardUsers>();
-            string? role = name.Length == 0 || users is null ? null : users.Verify(name, form["password"].ToString());
+            string? role = name.Length == 0 ? null : users.Verify(name, form["password"].ToString());
             ILogger log = logs.CreateLogger("Raft.Dashboard.Access");
             if (role is null)
             {

@@ -47,7 +47,7 @@ public sealed class ScenarioContext(IClusterClock clock, IClusterCommands comman
     /// <summary>A leader every member agrees on, and its id.</summary>
     public async Task<string> StableLeaderAsync()
     {
-        await WaitUntilAsync(c => c.Cluster.Leader is { } l && c.Cluster.Members.Where(m => m.Connected).All(m => m.Status?.LeaderId == l.Id), "one leader known to every member");
+        await WaitUntilAsync(c => c.Cluster.Leader is { } l && c.AllFollow(l.Id), "one leader known to every member");
         return Cluster.Leader!.Id;
     }
 
@@ -65,8 +65,7 @@ public sealed class ScenarioContext(IClusterClock clock, IClusterCommands comman
             long term = Cluster[leader]?.Status?.Term ?? 0;
             await PauseAsync();
             await Task.Delay(250); // paused, nothing changes; what happened before the pause reaches the monitor
-            if (Cluster.Leader is { } l && l.Id == leader && l.Status!.Term == term
-                && Cluster.Members.Where(m => m.Connected).All(m => m.Status?.LeaderId == leader))
+            if (Cluster.Leader is { } l && l.Id == leader && l.Status!.Term == term && AllFollow(leader))
             {
                 return leader;
             }
@@ -77,6 +76,8 @@ public sealed class ScenarioContext(IClusterClock clock, IClusterCommands comman
             clock.Resume();
         }
     }
+
+    private bool AllFollow(string leader) => Cluster.Members.Where(m => m.Connected).All(m => m.Status?.LeaderId == leader);
 
     /// <summary>Pauses the clock and lets what is in flight settle on screen.</summary>
     public async Task PauseAsync()

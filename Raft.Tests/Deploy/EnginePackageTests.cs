@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Reflection;
 using System.Xml.Linq;
 using static Raft.Tests.Deploy.Manifests;
@@ -77,22 +76,5 @@ public sealed class EnginePackageTests(Xunit.Abstractions.ITestOutputHelper outp
         Assert.Contains("totals a=210, b=210, c=210", run, StringComparison.Ordinal);
     }
 
-    private async Task<string> DotnetAsync(string directory, params string[] arguments)
-    {
-        var start = new ProcessStartInfo("dotnet") { WorkingDirectory = directory, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (string argument in arguments)
-        {
-            start.ArgumentList.Add(argument);
-        }
-        start.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
-        start.Environment["DOTNET_NOLOGO"] = "1";
-        using Process process = Process.Start(start)!;
-        Task<string> stdout = process.StandardOutput.ReadToEndAsync();
-        Task<string> stderr = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync();
-        string text = await stdout + await stderr;
-        output.WriteLine($"dotnet {string.Join(' ', arguments)}:\n{text}");
-        Assert.True(process.ExitCode == 0, $"dotnet {string.Join(' ', arguments)} exited with {process.ExitCode}:\n{text}");
-        return text;
-    }
+    private Task<string> DotnetAsync(string directory, params string[] arguments) => Processes.ExpectAsync(output, 0, "dotnet", directory, arguments);
 }

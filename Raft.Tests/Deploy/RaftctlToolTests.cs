@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Raft.Tests.Node;
 using static Raft.Tests.Deploy.Manifests;
 
@@ -54,22 +53,6 @@ public sealed class RaftctlToolTests(Xunit.Abstractions.ITestOutputHelper output
         Assert.Matches("(role|leader|term) ", await events.WaitAsync(TimeSpan.FromSeconds(60)));
     }
 
-    private async Task<string> RunAsync(string program, string directory, int expectedExit, params string[] arguments)
-    {
-        var start = new ProcessStartInfo(program) { WorkingDirectory = directory, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (string argument in arguments)
-        {
-            start.ArgumentList.Add(argument);
-        }
-        start.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
-        start.Environment["DOTNET_NOLOGO"] = "1";
-        using Process process = Process.Start(start)!;
-        Task<string> stdout = process.StandardOutput.ReadToEndAsync();
-        Task<string> stderr = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync();
-        string text = await stdout + await stderr;
-        output.WriteLine($"{Path.GetFileName(program)} {string.Join(' ', arguments)} -> {process.ExitCode}\n{text}");
-        Assert.True(process.ExitCode == expectedExit, $"{Path.GetFileName(program)} {string.Join(' ', arguments)} exited with {process.ExitCode}, not {expectedExit}:\n{text}");
-        return text;
-    }
+    private Task<string> RunAsync(string program, string directory, int expectedExit, params string[] arguments) =>
+        Processes.ExpectAsync(output, expectedExit, program, directory, arguments);
 }

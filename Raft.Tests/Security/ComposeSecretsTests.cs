@@ -1,8 +1,8 @@
-using System.Diagnostics;
 using Raft.Dashboard.Access;
 using Raft.Node.Client;
 using Raft.Node.Hosting;
 using Raft.Node.Security;
+using Raft.Tests.Deploy;
 using Raft.Tests.Node;
 
 namespace Raft.Tests.Security;
@@ -72,19 +72,6 @@ public sealed class ComposeSecretsTests
         Assert.Equal("secured", (await monitor.GetAsync("compose")).Value);
     }
 
-    private static async Task<(int Code, string Output)> RunScriptAsync(params string[] arguments)
-    {
-        string script = Raft.Tests.Deploy.Manifests.PathOf("deploy", "compose", "make-secrets.sh");
-        var start = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true };
-        start.ArgumentList.Add(script);
-        foreach (string argument in arguments)
-        {
-            start.ArgumentList.Add(argument);
-        }
-        using Process process = Process.Start(start)!;
-        Task<string> output = process.StandardOutput.ReadToEndAsync();
-        Task<string> error = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync();
-        return (process.ExitCode, await output + await error);
-    }
+    private static Task<(int ExitCode, string Output)> RunScriptAsync(params string[] arguments) =>
+        Processes.RunAsync("bash", Manifests.Root, [Manifests.PathOf("deploy", "compose", "make-secrets.sh"), .. arguments]);
 }
