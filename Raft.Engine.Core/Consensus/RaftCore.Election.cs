@@ -71,9 +71,11 @@ public sealed partial class RaftCore
         {
             Role = Role.PreCandidate;
             campaignTerm = Term + 1;
+            PreVotesStarted++;
         }
         else
         {
+            ElectionsStarted++;
             Role = Role.Candidate;
             Term++;
             VotedFor = Id;

@@ -143,6 +143,12 @@ public sealed partial class RaftCore
     /// <summary>Messages dropped by the sender rules since the core started.</summary>
     public long RefusedMessages => _senders.Refused;
 
+    /// <summary>Pre-vote rounds this server started since the core started (each asks whether it could win; no term changes).</summary>
+    public long PreVotesStarted { get; private set; }
+
+    /// <summary>Elections this server started since the core started (each in a new term of its own).</summary>
+    public long ElectionsStarted { get; private set; }
+
     // ---- inputs ---------------------------------------------------------------------------
 
     /// <summary>One logical clock tick: drives election timeouts, heartbeats, CheckQuorum, catch-up rounds and transfers.</summary>

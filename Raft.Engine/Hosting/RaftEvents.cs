@@ -29,10 +29,18 @@ public sealed record CommitAdvanced(string NodeId, DateTimeOffset At, long Commi
 public sealed record EntryApplied(string NodeId, DateTimeOffset At, long Index, long Term, EntryKind Kind) : RaftEvent(NodeId, At);
 
 /// <summary>The node snapshotted its state machine up to <paramref name="Index"/> and compacted its log.</summary>
-public sealed record SnapshotTaken(string NodeId, DateTimeOffset At, long Index, long Term, int Bytes) : RaftEvent(NodeId, At);
+public sealed record SnapshotTaken(string NodeId, DateTimeOffset At, long Index, long Term, int Bytes) : RaftEvent(NodeId, At)
+{
+    /// <summary>From capturing the state machine until the snapshot was durable.</summary>
+    public TimeSpan Duration { get; init; }
+}
 
 /// <summary>A snapshot received from the leader replaced the state machine (and the log up to its index).</summary>
-public sealed record SnapshotInstalled(string NodeId, DateTimeOffset At, long Index, long Term, int Bytes, string? FromLeader) : RaftEvent(NodeId, At);
+public sealed record SnapshotInstalled(string NodeId, DateTimeOffset At, long Index, long Term, int Bytes, string? FromLeader) : RaftEvent(NodeId, At)
+{
+    /// <summary>Storing the received snapshot and restoring the state machine from it (not the transfer over the network).</summary>
+    public TimeSpan Duration { get; init; }
+}
 
 /// <summary>The configuration in force changed (it takes effect when appended; <see cref="Committed"/> says if it is committed yet).</summary>
 public sealed record ConfigurationChanged(string NodeId, DateTimeOffset At, ClusterConfiguration Configuration, bool Committed) : RaftEvent(NodeId, At);
@@ -69,6 +77,12 @@ public sealed record RaftNodeStatus(
     /// <summary>Peer messages the core dropped by its sender rules (see <see cref="RaftCore.RefusedMessages"/>).</summary>
     public long RefusedMessages { get; init; }
 
+    /// <summary>Pre-vote rounds and elections this node started since it started (<see cref="RaftCore.ElectionsStarted"/>).</summary>
+    public long PreVotesStarted { get; init; }
+
+    /// <inheritdoc cref="RaftCore.ElectionsStarted"/>
+    public long ElectionsStarted { get; init; }
+
     internal static RaftNodeStatus Of(RaftCore core) => new(
         core.Id, core.Role, core.Term, core.VotedFor, core.LeaderId, core.CommitIndex, core.AppliedIndex,
         core.FirstIndex, core.LastIndex, core.LastTerm, core.ElectionElapsed, core.ElectionTimeout, core.Followers,
@@ -76,6 +90,8 @@ public sealed record RaftNodeStatus(
         core.Configuration, core.CommittedConfiguration, core.TransferTarget, core.CatchingUp)
     {
         RefusedMessages = core.RefusedMessages,
+        PreVotesStarted = core.PreVotesStarted,
+        ElectionsStarted = core.ElectionsStarted,
     };
 }
 

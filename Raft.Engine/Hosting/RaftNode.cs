@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Threading.Channels;
 using Raft.Engine.Consensus;
 using Raft.Engine.Log;
@@ -39,6 +40,10 @@ public sealed class RaftNode : IAsyncDisposable
     private readonly Dictionary<long, DateTimeOffset> _readAskedAt = [];
     private long _nextReadId;
     private long _lastApplied;
+    private readonly WriteTracer _tracer;
+    /// <summary>The Ready being carried out, and when it was taken.</summary>
+    private Ready? _readyInHand;
+    private long _readyTakenAt;
 
     // Inputs handed to the loop and not yet taken (bounded, see RaftNodeOptions).
     private int _queuedRequests;
@@ -67,6 +72,7 @@ public sealed class RaftNode : IAsyncDisposable
         _stateMachine = stateMachine;
         _transport = transport;
         _time = time ?? TimeProvider.System;
+        _tracer = new WriteTracer(options.Id);
     }
 
     public string Id => _options.Id;
@@ -157,9 +163,20 @@ public sealed class RaftNode : IAsyncDisposable
         {
             throw full; // nothing was proposed: the caller may retry when the node's disk has room again
         }
-        var proposal = new ProposalInput(command, new TaskCompletionSource<byte[]>(TaskCreationOptions.RunContinuationsAsynchronously));
-        Enqueue(proposal);
-        return await proposal.Completion.Task.WaitAsync(cancellationToken);
+        WriteTrace? trace = WriteTrace.Begin(Id);
+        using Activity? span = trace?.Write;
+        try
+        {
+            var proposal = new ProposalInput(command, new TaskCompletionSource<byte[]>(TaskCreationOptions.RunContinuationsAsynchronously), trace);
+            Enqueue(proposal);
+            return await proposal.Completion.Task.WaitAsync(cancellationToken);
+        }
+        catch (Exception e) when (span != null)
+        {
+            span.SetStatus(ActivityStatusCode.Error, e.Message);
+            span.SetTag("error.type", e.GetType().Name);
+            throw;
+        }
     }
 
     /// <summary>
@@ -286,6 +303,7 @@ public sealed class RaftNode : IAsyncDisposable
         RaftCore core = _core!;
         ChannelReader<Input> reader = _inputs.Reader;
         CancellationToken stopping = _stopping.Token;
+        Activity.Current = null; // the loop's work belongs to no caller's trace (spans it emits name their parent)
         try
         {
             // Work left over (committed entries not yet applied) keeps the loop going without new inputs.
@@ -296,6 +314,10 @@ public sealed class RaftNode : IAsyncDisposable
                 for (int taken = 0; taken < 4096 && reader.TryRead(out Input? input); taken++)
                 {
                     Feed(core, input);
+                }
+                if (!_tracer.Idle)
+                {
+                    _tracer.FollowersProgressed(core.Followers); // replies just stepped may have moved them
                 }
                 await CarryOutReadyAsync(core, stopping);
                 RetryAdmin(core);
@@ -348,6 +370,10 @@ public sealed class RaftNode : IAsyncDisposable
                 if (result.Accepted)
                 {
                     _proposals[result.Index] = new PendingProposal(result.Term, proposal.Completion);
+                    if (proposal.Trace != null)
+                    {
+                        _tracer.Proposed(proposal.Trace, result.Index, result.Term);
+                    }
                 }
                 else if (result.Refusal == ProposeRefusal.Overloaded)
                 {
@@ -452,7 +478,11 @@ public sealed class RaftNode : IAsyncDisposable
                 return;
             }
             Ready ready = core.TakeReady();
+            _readyInHand = ready;
+            _readyTakenAt = Stopwatch.GetTimestamp();
+            _tracer.Taken(ready);
             await _processor!.ProcessAsync(core, ready, cancellationToken);
+            _readyInHand = null;
             _storageFull = null;
             CompleteReadsUpTo(core.AppliedIndex);
             if (ready.EntriesToPersist.Count > 0)
@@ -497,7 +527,10 @@ public sealed class RaftNode : IAsyncDisposable
         public void OnSnapshotRestored(Snapshot snapshot)
         {
             node.FailProposalsUpTo(snapshot.Metadata.Index);
-            node.Raise(new SnapshotInstalled(node.Id, node._time.GetUtcNow(), snapshot.Metadata.Index, snapshot.Metadata.Term, snapshot.Data.Length, node._core!.LeaderId));
+            node.Raise(new SnapshotInstalled(node.Id, node._time.GetUtcNow(), snapshot.Metadata.Index, snapshot.Metadata.Term, snapshot.Data.Length, node._core!.LeaderId)
+            {
+                Duration = Stopwatch.GetElapsedTime(node._readyTakenAt), // stored and restored: the batch began with it
+            });
         }
 
         public void OnReadState(ReadState read) => node.OnReadState(read);
@@ -516,6 +549,7 @@ public sealed class RaftNode : IAsyncDisposable
             {
                 throw new OperationCanceledException($"{node.Id} crashed");
             }
+            node._tracer.AfterStep(step, node._readyInHand!);
             if (step == ReadyStep.AppliedWhileWriting)
             {
                 // Writes committed earlier are answered now, not after this batch's own (unrelated) entries are durable.
@@ -531,12 +565,18 @@ public sealed class RaftNode : IAsyncDisposable
         {
             if (waiter.Term == entry.Term)
             {
+                _tracer.Applied(entry);
                 _completions.Add(() => waiter.Completion.TrySetResult(result));
             }
             else
             {
+                _tracer.Dropped(entry.Index, "overwritten by a new leader's entry");
                 waiter.Completion.TrySetException(new ProposalDroppedException(entry.Index, waiter.Term));
             }
+        }
+        else
+        {
+            _tracer.Applied(entry); // untraced: moves the mark the next apply starts from
         }
         Raise(new EntryApplied(Id, _time.GetUtcNow(), entry.Index, entry.Term, entry.Kind));
     }
@@ -547,6 +587,7 @@ public sealed class RaftNode : IAsyncDisposable
         foreach (long pending in _proposals.Keys.Where(i => i <= index).ToList())
         {
             _proposals.Remove(pending, out PendingProposal? waiter);
+            _tracer.Dropped(pending, "replaced by a snapshot from the leader");
             waiter!.Completion.TrySetException(new ProposalDroppedException(pending, waiter.Term));
         }
     }
@@ -565,6 +606,7 @@ public sealed class RaftNode : IAsyncDisposable
         SnapshotMetadata metadata = core.SnapshotMetadataAt(core.AppliedIndex);
         IStateCapture capture = _stateMachine.CaptureSnapshot();
         CancellationToken stopping = _stopping.Token;
+        long started = Stopwatch.GetTimestamp();
         _snapshotTask = Task.Run(async () =>
         {
             try
@@ -573,11 +615,11 @@ public sealed class RaftNode : IAsyncDisposable
                 await capture.WriteToAsync(buffer, stopping);
                 var snapshot = new Snapshot(metadata, buffer.ToArray());
                 await _store.SaveSnapshotAsync(snapshot, keepLaterEntries: true, stopping); // of applied state: the log goes on after it
-                _inputs.Writer.TryWrite(new SnapshotStoredInput(snapshot, null));
+                _inputs.Writer.TryWrite(new SnapshotStoredInput(snapshot, null, Stopwatch.GetElapsedTime(started)));
             }
             catch (Exception e)
             {
-                _inputs.Writer.TryWrite(new SnapshotStoredInput(null, e));
+                _inputs.Writer.TryWrite(new SnapshotStoredInput(null, e, Stopwatch.GetElapsedTime(started)));
             }
         }, CancellationToken.None);
     }
@@ -608,7 +650,7 @@ public sealed class RaftNode : IAsyncDisposable
         if (snapshot.Metadata.Index > core.SnapshotIndex)
         {
             core.OnSnapshotTaken(snapshot);
-            Raise(new SnapshotTaken(Id, _time.GetUtcNow(), snapshot.Metadata.Index, snapshot.Metadata.Term, snapshot.Data.Length));
+            Raise(new SnapshotTaken(Id, _time.GetUtcNow(), snapshot.Metadata.Index, snapshot.Metadata.Term, snapshot.Data.Length) { Duration = stored.Duration });
         }
         foreach (TaskCompletionSource waiter in _snapshotWaiters)
         {
@@ -777,6 +819,7 @@ public sealed class RaftNode : IAsyncDisposable
             waiter.Completion.TrySetException(reason);
         }
         _proposals.Clear();
+        _tracer.Clear();
         foreach (TaskCompletionSource waiter in _readsAwaitingIndex.Values.Concat(_readsAwaitingApply.Select(r => r.Completion)))
         {
             waiter.TrySetException(reason);
@@ -832,12 +875,12 @@ public sealed class RaftNode : IAsyncDisposable
     /// <summary>What callers hand the node; bounded by <see cref="RaftNodeOptions.MaxQueuedRequests"/>.</summary>
     private abstract record RequestInput : Input;
 
-    private sealed record ProposalInput(byte[] Command, TaskCompletionSource<byte[]> Completion) : RequestInput;
+    private sealed record ProposalInput(byte[] Command, TaskCompletionSource<byte[]> Completion, WriteTrace? Trace) : RequestInput;
 
     private sealed record ReadInput(TaskCompletionSource Completion) : RequestInput;
 
     /// <summary>A snapshot taken off the loop was stored (or failed).</summary>
-    private sealed record SnapshotStoredInput(Snapshot? Snapshot, Exception? Error) : Input;
+    private sealed record SnapshotStoredInput(Snapshot? Snapshot, Exception? Error, TimeSpan Duration) : Input;
 
     private sealed record LogReadInput(long From, int Max, TaskCompletionSource<IReadOnlyList<LogEntry>> Completion) : RequestInput;
 

@@ -137,6 +137,7 @@ public sealed class ClusterMember : IHostedService, IAsyncDisposable
             Transport,
             _sharedTime?.Clock);
         _node.EventRaised += LogEvent;
+        _node.EventRaised += _metrics.Count;
         _metrics.Observe(() => _node?.Status);
         await _node.StartAsync(cancellationToken);
         _ = WatchAsync(_node);

@@ -1,7 +1,6 @@
 using System.Net;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.SignalR;
-using OpenTelemetry.Metrics;
 using Raft.Node.Events;
 using Raft.Node.Metrics;
 using Raft.Node.Security;
@@ -81,7 +80,7 @@ public static class NodeApp
             grpc.Interceptors.Add<MalformedStreams>(); // after access: only a caller allowed to stream gets this far
         });
         builder.Services.AddSignalR(hub => hub.AddFilter<HubAccess>());
-        builder.Services.AddOpenTelemetry().WithMetrics(metrics => metrics.AddMeter(NodeMetrics.MeterName).AddPrometheusExporter());
+        NodeTelemetry.Add(builder, options);
 
         WebApplication app = builder.Build();
         app.UseMiddleware<PlaneGuard>();

@@ -62,7 +62,25 @@ public sealed class NodeOptions
     /// <summary>How long a client request may wait for its answer.</summary>
     public int RequestTimeoutMs { get; set; } = 5000;
 
+    /// <summary>
+    /// Where to send traces and metrics by OTLP (an OpenTelemetry Collector, Jaeger, Tempo...). Null: the standard
+    /// OTEL_EXPORTER_OTLP_ENDPOINT if set, else no export (metrics are still scraped at /metrics).
+    /// </summary>
+    public string? OtlpEndpoint { get; set; }
+
+    /// <summary>"grpc" (port 4317) or "http" (http/protobuf, port 4318; /v1/traces and /v1/metrics are added to a bare address).</summary>
+    public string OtlpProtocol { get; set; } = "grpc";
+
+    /// <summary>The share of writes that start a trace here (a caller's sampled trace is always followed).</summary>
+    public double TraceSampleRatio { get; set; } = 1.0;
+
+    /// <summary>"simple" (one line per event, for people) or "json" (one JSON object per line, for log collectors).</summary>
+    public string LogFormat { get; set; } = "simple";
+
     public string DataDirectory => DataDir ?? Path.Combine("data", Id);
+
+    /// <summary>The OTLP endpoint in force: <see cref="OtlpEndpoint"/>, else the environment's, else null.</summary>
+    public string? OtlpExport => OtlpEndpoint ?? (Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_ENDPOINT") is { Length: > 0 } fromEnvironment ? fromEnvironment : null);
 
     /// <summary>The command-line switches and the configuration keys they set.</summary>
     public static readonly IReadOnlyDictionary<string, string> Switches = new Dictionary<string, string>
@@ -88,6 +106,10 @@ public sealed class NodeOptions
         ["--max-sessions"] = "Raft:MaxSessions",
         ["--enable-fault-injection"] = "Raft:EnableFaultInjection",
         ["--request-timeout-ms"] = "Raft:RequestTimeoutMs",
+        ["--otlp-endpoint"] = "Raft:OtlpEndpoint",
+        ["--otlp-protocol"] = "Raft:OtlpProtocol",
+        ["--trace-sample-ratio"] = "Raft:TraceSampleRatio",
+        ["--log-format"] = "Raft:LogFormat",
     };
 
     public const string HelpText = """
@@ -125,6 +147,13 @@ public sealed class NodeOptions
                                         both must be the same on every member
           --request-timeout-ms <n>      how long a client request may wait (default 5000)
           --enable-fault-injection true allow SetFaults/Heal (cut links, isolate, drop, delay)
+          --otlp-endpoint <url>         export traces and metrics by OTLP (default: OTEL_EXPORTER_OTLP_ENDPOINT,
+                                        else none); a write's trace: gRPC server span, raft.write, propose,
+                                        persist, replicate, apply
+          --otlp-protocol <grpc|http>   OTLP over gRPC (4317, default) or http/protobuf (4318)
+          --trace-sample-ratio <r>      share of writes that start a trace here (default 1; a caller's sampled
+                                        trace is always followed)
+          --log-format <simple|json>    console log lines for people (default) or JSON objects for collectors
 
         Every option can also come from appsettings.json (section "Raft") or the environment (Raft__GrpcUrl=...).
 
@@ -209,7 +238,28 @@ public sealed class NodeOptions
             throw new FormatException($"Raft settings (--election-ticks, --heartbeat-ticks, --snapshot-threshold, --snapshot-log-ratio, --lease-reads): {e.Message}", e);
         }
         ValidatePeerSecurity();
+        ValidateTelemetry();
         ParseMembers();
+    }
+
+    private void ValidateTelemetry()
+    {
+        if (OtlpEndpoint != null && !(Uri.TryCreate(OtlpEndpoint, UriKind.Absolute, out Uri? otlp) && otlp.Scheme is "http" or "https"))
+        {
+            throw new FormatException($"--otlp-endpoint '{OtlpEndpoint}' is not an http:// or https:// address");
+        }
+        if (OtlpProtocol is not ("grpc" or "http"))
+        {
+            throw new FormatException($"--otlp-protocol '{OtlpProtocol}' is neither grpc nor http");
+        }
+        if (!(TraceSampleRatio is >= 0 and <= 1))
+        {
+            throw new FormatException($"--trace-sample-ratio {TraceSampleRatio} is not between 0 and 1");
+        }
+        if (LogFormat is not ("simple" or "json"))
+        {
+            throw new FormatException($"--log-format '{LogFormat}' is neither simple nor json");
+        }
     }
 
     /// <summary>Where peers reach this node: <see cref="PeerUrl"/>, else the shared <see cref="GrpcUrl"/>.</summary>

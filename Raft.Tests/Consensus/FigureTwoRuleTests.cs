@@ -397,6 +397,25 @@ public sealed class FigureTwoRuleTests
     }
 
     [Fact]
+    public void An_operator_counts_pre_vote_rounds_and_elections_separately_and_a_single_server_counts_its_own()
+    {
+        // A server cut off from the others keeps asking for pre-votes; it never starts a real election (no new term).
+        RaftCore isolated = Core(term: 3, options: Options with { PreVote = true });
+        for (int round = 1; round <= 3; round++)
+        {
+            TickUntil(isolated, c => c.PreVotesStarted == round);
+            Drain(isolated);
+        }
+        Assert.Equal(0, isolated.ElectionsStarted);
+        Assert.Equal(3, isolated.Term);
+
+        // Alone in its cluster it wins at once: the pre-vote and the election both happen within one tick.
+        RaftCore single = Core(members: ["s1"], options: Options with { PreVote = true });
+        TickUntil(single, c => c.Role == Role.Leader);
+        Assert.Equal((1, 1), (single.PreVotesStarted, single.ElectionsStarted));
+    }
+
+    [Fact]
     public void CheckQuorum_a_follower_that_recently_heard_from_its_leader_ignores_vote_requests()
     {
         RaftCore follower = Core(term: 2, options: Options with { CheckQuorum = true });

@@ -64,4 +64,31 @@ public sealed class NodeLogTests
             Directory.Delete(folder, recursive: true);
         }
     }
+
+    [Fact]
+    public async Task With_log_format_json_every_console_line_is_a_json_object_that_carries_the_event_fields()
+    {
+        string folder = Directory.CreateTempSubdirectory("raft-json-log-").FullName;
+        MemberSpec spec = MemberSpec.Create("n1", folder);
+        await using (NodeProcess node = NodeProcess.Start(spec, $"n1={spec.GrpcUrl}", "Information", "--log-format", "json"))
+        {
+            await NodeTestCluster.WaitUntilAsync(() => Task.FromResult(node.LastLines.Any(l => l.Contains("became Leader", StringComparison.Ordinal))),
+                seconds: 30, what: "the leader line");
+            foreach (string line in node.LastLines)
+            {
+                using System.Text.Json.JsonDocument parsed = System.Text.Json.JsonDocument.Parse(line); // throws on a line that is not JSON
+                Assert.True(parsed.RootElement.TryGetProperty("Timestamp", out _), line);
+                Assert.True(parsed.RootElement.TryGetProperty("LogLevel", out _), line);
+            }
+            string leaderLine = node.LastLines.First(l => l.Contains("became Leader", StringComparison.Ordinal));
+            using System.Text.Json.JsonDocument leader = System.Text.Json.JsonDocument.Parse(leaderLine);
+            System.Text.Json.JsonElement state = leader.RootElement.GetProperty("State");
+            // A collector can filter on the fields, not only on the text.
+            Assert.Equal("n1", state.GetProperty("Node").GetString());
+            Assert.Equal("Leader", state.GetProperty("Role").GetString());
+            Assert.Equal("Raft.Node.Hosting.ClusterMember", leader.RootElement.GetProperty("Category").GetString());
+            Assert.EndsWith("Z", leader.RootElement.GetProperty("Timestamp").GetString(), StringComparison.Ordinal);
+        }
+        Directory.Delete(folder, recursive: true);
+    }
 }

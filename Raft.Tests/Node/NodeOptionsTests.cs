@@ -21,6 +21,27 @@ public sealed class NodeOptionsTests
         Assert.Contains(problem, refused.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("--otlp-endpoint", "collector:4317", "is not an http:// or https:// address")]
+    [InlineData("--otlp-protocol", "udp", "is neither grpc nor http")]
+    [InlineData("--trace-sample-ratio", "1.5", "is not between 0 and 1")]
+    [InlineData("--log-format", "xml", "is neither simple nor json")]
+    public void Telemetry_settings_that_would_export_nothing_or_log_nothing_readable_are_refused(string option, string value, string problem)
+    {
+        NodeOptions options = Options("");
+        switch (option)
+        {
+            case "--otlp-endpoint": options.OtlpEndpoint = value; break;
+            case "--otlp-protocol": options.OtlpProtocol = value; break;
+            case "--trace-sample-ratio": options.TraceSampleRatio = double.Parse(value, System.Globalization.CultureInfo.InvariantCulture); break;
+            default: options.LogFormat = value; break;
+        }
+        var refused = Assert.Throws<FormatException>(options.Validate);
+        Assert.Contains($"{option} ", refused.Message, StringComparison.Ordinal);
+        Assert.Contains(problem, refused.Message, StringComparison.Ordinal);
+        Assert.True(NodeOptions.Switches.ContainsKey(option), $"{option} is not a command-line switch");
+    }
+
     [Fact]
     public void A_host_name_that_does_not_resolve_is_refused_instead_of_binding_loopback()
     {

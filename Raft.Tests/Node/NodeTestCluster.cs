@@ -51,11 +51,14 @@ internal sealed class NodeTestCluster : IAsyncDisposable
     private readonly Action<NodeOptions>? _tweak;
 
     private readonly string? _peerScheme;
+    private readonly Action<WebApplicationBuilder>? _configure;
 
     /// <param name="peerScheme">null: peers share the gRPC endpoint; "http" or "https": each member has a peer endpoint of its own.</param>
-    public NodeTestCluster(int size, Action<NodeOptions>? tweak = null, string? peerScheme = null)
+    /// <param name="configure">Applied to each member's host builder (as a host embedding a node would).</param>
+    public NodeTestCluster(int size, Action<NodeOptions>? tweak = null, string? peerScheme = null, Action<WebApplicationBuilder>? configure = null)
     {
         _tweak = tweak;
+        _configure = configure;
         _peerScheme = peerScheme;
         Folder = Directory.CreateTempSubdirectory("raft-nodes-").FullName;
         Specs = Enumerable.Range(1, size).Select(i => MemberSpec.Create($"n{i}", Folder, peerScheme)).ToList();
@@ -81,7 +84,11 @@ internal sealed class NodeTestCluster : IAsyncDisposable
     public async Task StartAsync(string id, string? members = null)
     {
         MemberSpec spec = this[id];
-        WebApplication app = NodeApp.Build(spec.Options(members ?? InitialMembers, _tweak), builder => builder.Logging.SetMinimumLevel(LogLevel.Warning));
+        WebApplication app = NodeApp.Build(spec.Options(members ?? InitialMembers, _tweak), builder =>
+        {
+            builder.Logging.SetMinimumLevel(LogLevel.Warning);
+            _configure?.Invoke(builder);
+        });
         await app.StartAsync();
         _running[id] = app;
     }
@@ -208,7 +215,7 @@ internal sealed class NodeProcess : IAsyncDisposable
 
     public Process Process => _process;
 
-    public static NodeProcess Start(MemberSpec spec, string members, string logLevel = "Warning")
+    public static NodeProcess Start(MemberSpec spec, string members, string logLevel = "Warning", params string[] moreArguments)
     {
         string dll = Path.Combine(AppContext.BaseDirectory, "Raft.Node.dll");
         var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
@@ -218,7 +225,7 @@ internal sealed class NodeProcess : IAsyncDisposable
             UseShellExecute = false,
         };
         start.ArgumentList.Add(dll);
-        foreach (string argument in spec.Arguments(members))
+        foreach (string argument in spec.Arguments(members).Concat(moreArguments))
         {
             start.ArgumentList.Add(argument);
         }
