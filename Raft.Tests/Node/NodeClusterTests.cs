@@ -337,9 +337,24 @@ public sealed class NodeClusterTests
     {
         await using var cluster = new NodeTestCluster(3, o => o.SessionTimeoutSeconds = 1);
         await cluster.StartAllAsync();
-        string leader = await cluster.WaitForLeaderAsync();
-        var session = new Session { ClientId = "raw-client", Sequence = 1 };
-        await cluster.KeyValue(leader).PutAsync(new PutRequest { Key = "a", Value = "1", Session = session });
+        // Raw calls go to whoever leads at the time: a loaded machine may move leadership during the test.
+        async Task<PutReply> PutOnLeaderAsync(PutRequest request)
+        {
+            for (int attempt = 1; ; attempt++)
+            {
+                string leader = await cluster.WaitForLeaderAsync();
+                try
+                {
+                    return await cluster.KeyValue(leader).PutAsync(request);
+                }
+                catch (RpcException e) when (e.StatusCode == StatusCode.FailedPrecondition && attempt < 5
+                    && e.Trailers.GetValue(RpcErrors.LeaderAddressTrailer) != null)
+                {
+                    // refused before anything was proposed: "not the leader; try ..."
+                }
+            }
+        }
+        await PutOnLeaderAsync(new PutRequest { Key = "a", Value = "1", Session = new Session { ClientId = "raw-client", Sequence = 1 } });
         using var idle = cluster.Client();
         await idle.PutAsync("b", "1");
 
@@ -348,7 +363,7 @@ public sealed class NodeClusterTests
         await busy.PutAsync("tick", "moves the clock in the log past both sessions' timeout");
 
         // The raw session's next number: refused with a clear status and a trailer, nothing applied.
-        var expired = await Assert.ThrowsAsync<RpcException>(async () => await cluster.KeyValue(leader).PutAsync(
+        var expired = await Assert.ThrowsAsync<RpcException>(async () => await PutOnLeaderAsync(
             new PutRequest { Key = "a", Value = "2", Session = new Session { ClientId = "raw-client", Sequence = 2 } }));
         Assert.Equal(StatusCode.FailedPrecondition, expired.StatusCode);
         Assert.Contains("start a new session", expired.Status.Detail, StringComparison.Ordinal);
@@ -360,7 +375,7 @@ public sealed class NodeClusterTests
         Assert.Equal("2", (await busy.GetAsync("b")).Value);
 
         // A sequence number with no successor is refused up front instead of locking the id out.
-        var last = await Assert.ThrowsAsync<RpcException>(async () => await cluster.KeyValue(leader).PutAsync(
+        var last = await Assert.ThrowsAsync<RpcException>(async () => await PutOnLeaderAsync(
             new PutRequest { Key = "c", Value = "1", Session = new Session { ClientId = "max", Sequence = long.MaxValue } }));
         Assert.Equal(StatusCode.InvalidArgument, last.StatusCode);
     }
