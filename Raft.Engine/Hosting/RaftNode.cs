@@ -565,7 +565,6 @@ public sealed class RaftNode : IAsyncDisposable
         {
             if (waiter.Term == entry.Term)
             {
-                _tracer.Applied(entry);
                 _completions.Add(() => waiter.Completion.TrySetResult(result));
             }
             else
@@ -574,10 +573,7 @@ public sealed class RaftNode : IAsyncDisposable
                 waiter.Completion.TrySetException(new ProposalDroppedException(entry.Index, waiter.Term));
             }
         }
-        else
-        {
-            _tracer.Applied(entry); // untraced: moves the mark the next apply starts from
-        }
+        _tracer.Applied(entry);
         Raise(new EntryApplied(Id, _time.GetUtcNow(), entry.Index, entry.Term, entry.Kind));
     }
 

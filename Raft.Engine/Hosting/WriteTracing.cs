@@ -112,11 +112,15 @@ internal sealed class WriteTracer(string nodeId)
 
     public void AfterStep(ReadyStep step, Ready ready)
     {
+        if (Idle)
+        {
+            return; // traces are added between batches, never during one: nothing of this batch is traced
+        }
         if (step is ReadyStep.SentBeforePersist or ReadyStep.Sent)
         {
             _applyMark = DateTime.UtcNow; // what is applied next starts here
         }
-        if (step != ReadyStep.Persisted || Idle)
+        if (step != ReadyStep.Persisted)
         {
             return;
         }
@@ -157,6 +161,10 @@ internal sealed class WriteTracer(string nodeId)
     /// <summary>An entry was applied (it began at the last mark): a traced one has its stage spans emitted.</summary>
     public void Applied(LogEntry entry)
     {
+        if (Idle)
+        {
+            return;
+        }
         DateTime now = DateTime.UtcNow;
         DateTime applyStart = _applyMark;
         _applyMark = now;
