@@ -369,6 +369,13 @@ public sealed class RaftNode : IAsyncDisposable
                 ProposeResult result = core.Propose(proposal.Command);
                 if (result.Accepted)
                 {
+                    if (_proposals.Remove(result.Index, out PendingProposal? overwritten))
+                    {
+                        // Left from an earlier term of leading here: a new leader's log replaced that entry, and now
+                        // this index holds a new one. Answered now, or the caller would wait forever.
+                        _tracer.Dropped(result.Index, "overwritten by a new leader's entry");
+                        overwritten.Completion.TrySetException(new ProposalDroppedException(result.Index, overwritten.Term));
+                    }
                     _proposals[result.Index] = new PendingProposal(result.Term, proposal.Completion);
                     if (proposal.Trace != null)
                     {

@@ -159,6 +159,40 @@ public sealed class RaftNodeTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Writes_a_deposed_leader_accepted_are_answered_as_dropped_even_when_it_leads_again_and_reuses_their_indexes()
+    {
+        foreach (string id in Members)
+        {
+            await StartAsync(id);
+        }
+        RaftNode old = await WaitForLeaderAsync();
+        await PutAsync(old, "before", "1");
+
+        // Cut off, it still takes writes until CheckQuorum deposes it; none can commit.
+        _network.Isolate(old.Id);
+        Task<byte[]>[] stale = [.. Enumerable.Range(0, 10).Select(i => old.ProposeAsync(KvCommand.Put($"stale{i}", "x").Encode()))];
+        RaftNode other = await WaitForLeaderAsync(n => n != old);
+        await WaitUntilAsync(() => old.Status.Role != Role.Leader);
+
+        // Back in, its log is cut back to the new leader's (only a no-op past "before"); then it leads again and its new
+        // writes take indexes the stale ones had.
+        _network.HealAll();
+        await WaitUntilAsync(() => old.Status.LastIndex == other.Status.LastIndex && old.Status.LeaderId == other.Id);
+        await other.TransferLeadershipAsync(old.Id);
+        for (int i = 0; i < 10; i++)
+        {
+            await PutAsync(await WaitForLeaderAsync(), $"fresh{i}", "y");
+        }
+
+        foreach (Task<byte[]> write in stale)
+        {
+            // Each gets an answer: not applied (before the fix, those whose index was reused waited forever).
+            await Assert.ThrowsAsync<ProposalDroppedException>(() => write.WaitAsync(TimeSpan.FromSeconds(10)));
+        }
+        Assert.All(_machines.Values, machine => Assert.Null(machine.GetLocal("stale0")));
+    }
+
+    [Fact]
     public async Task A_node_whose_loop_is_behind_refuses_requests_past_its_queue_limit_and_drops_peer_messages()
     {
         // Issue 9: the input channel was unbounded, so a flood (or a slow disk) grew the node's memory without limit.
