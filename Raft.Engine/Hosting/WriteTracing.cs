@@ -37,7 +37,6 @@ public static class RaftTracing
 internal sealed class WriteTrace(Activity write)
 {
     public Activity Write { get; } = write;
-    public DateTime QueuedAt { get; } = write.StartTimeUtc;
     public DateTime? ProposedAt { get; set; }
     public long Index { get; set; }
     public DateTime? PersistStartedAt { get; set; }
@@ -191,7 +190,7 @@ internal sealed class WriteTracer(string nodeId)
     {
         if (trace.ProposedAt is { } proposed)
         {
-            Emit(trace, RaftTracing.Propose, trace.QueuedAt, proposed);
+            Emit(trace, RaftTracing.Propose, trace.Write.StartTimeUtc, proposed); // queued when the write began
         }
         if (trace.PersistStartedAt is { } persistStart && trace.PersistedAt is { } persisted)
         {

@@ -79,9 +79,6 @@ public sealed class NodeOptions
 
     public string DataDirectory => DataDir ?? Path.Combine("data", Id);
 
-    /// <summary>The OTLP endpoint in force: <see cref="OtlpEndpoint"/>, else the environment's, else null.</summary>
-    public string? OtlpExport => OtlpEndpoint ?? (Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_ENDPOINT") is { Length: > 0 } fromEnvironment ? fromEnvironment : null);
-
     /// <summary>The command-line switches and the configuration keys they set.</summary>
     public static readonly IReadOnlyDictionary<string, string> Switches = new Dictionary<string, string>
     {

@@ -10,7 +10,7 @@ namespace Raft.Node.Metrics;
 
 /// <summary>
 /// A node's telemetry: metrics (scraped at /metrics), traces of client calls and of the engine's writes, and the console
-/// log's format; OTLP export when configured (<see cref="NodeOptions.OtlpExport"/>).
+/// log's format; OTLP export when configured (<see cref="NodeOptions.OtlpEndpoint"/>, else OTEL_EXPORTER_OTLP_ENDPOINT).
 /// </summary>
 internal static class NodeTelemetry
 {
@@ -43,7 +43,7 @@ internal static class NodeTelemetry
         {
             telemetry.UseOtlpExporter(options.OtlpProtocol == "http" ? OtlpExportProtocol.HttpProtobuf : OtlpExportProtocol.Grpc, new Uri(endpoint));
         }
-        else if (options.OtlpExport != null)
+        else if (Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_ENDPOINT") is { Length: > 0 })
         {
             telemetry.UseOtlpExporter(); // the standard OTEL_EXPORTER_OTLP_* variables say where and how
         }

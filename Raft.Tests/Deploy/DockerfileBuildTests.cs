@@ -140,13 +140,8 @@ public sealed partial class DockerfileBuildTests(ITestOutputHelper log)
         string[] entrypoint = EntrypointArguments(dockerfile);
         Assert.Equal("dotnet", entrypoint[0]);
         var start = new System.Diagnostics.ProcessStartInfo("dotnet") { WorkingDirectory = published, RedirectStandardOutput = true, RedirectStandardError = true };
-        // The image's fixed arguments, with a listening address of ours in place of the container's 0.0.0.0.
-        string[] fixedArguments = [.. entrypoint[1..].Select(a => a.StartsWith("http://0.0.0.0:", StringComparison.Ordinal) ? "" : a).Where(a => a.Length > 0)];
-        if (fixedArguments.Length > 0 && fixedArguments[^1] == "--urls")
-        {
-            fixedArguments = fixedArguments[..^1]; // ours follows
-        }
-        foreach (string argument in fixedArguments.Concat(arguments))
+        // The image's own arguments as they are; ours come last, so a --urls of ours (loopback) wins over the image's.
+        foreach (string argument in entrypoint[1..].Concat(arguments))
         {
             start.ArgumentList.Add(argument);
         }
