@@ -75,7 +75,7 @@ public static class DashboardAccess
     public static string RoleOf(ClaimsPrincipal user) =>
         user.IsInRole(DashboardRoles.Operator) ? DashboardRoles.Operator : user.IsInRole(DashboardRoles.Viewer) ? DashboardRoles.Viewer : "nobody";
 
-    /// <summary>The sign-in page (a plain form, no circuit needed), its answer, and signing out.</summary>
+    /// <summary>The sign-in page (a plain form, no circuit needed), its answer, and signing out (also a plain form).</summary>
     public static void MapDashboardAccess(this WebApplication app, DashboardOptions options)
     {
         if (!options.LoginRequired)
@@ -114,8 +114,23 @@ public static class DashboardAccess
             app.MapGet(SingleSignOnPath, (string? returnUrl) =>
                 Results.Challenge(new AuthenticationProperties { RedirectUri = LocalOnly(returnUrl) }, [OpenIdConnectDefaults.AuthenticationScheme]));
         }
-        app.MapGet(LogoutPath, async (HttpContext http) =>
+        // Signing out is a POST with the antiforgery token: another site cannot sign a user out, and the layout's
+        // button is a plain form, so it works without the circuit (a dropped or busy connection). A GET asks first.
+        app.MapGet(LogoutPath, (HttpContext http, IAntiforgery antiforgery) => SignOutPage(http, antiforgery, error: null));
+        app.MapPost(LogoutPath, async (HttpContext http, IAntiforgery antiforgery, ILoggerFactory logs) =>
         {
+            try
+            {
+                await antiforgery.ValidateRequestAsync(http);
+            }
+            catch (AntiforgeryValidationException)
+            {
+                return SignOutPage(http, antiforgery, "The form expired; sign out again.", StatusCodes.Status400BadRequest);
+            }
+            if (http.User.Identity?.IsAuthenticated == true)
+            {
+                logs.CreateLogger("Raft.Dashboard.Access").LogInformation("{Name} signed out", NameOf(http.User));
+            }
             await http.SignOutAsync(CookieAuthenticationDefaults.AuthenticationScheme);
             return Results.LocalRedirect(LoginPath);
         });
@@ -142,11 +157,31 @@ public static class DashboardAccess
             ? $"""<p><a href="{SingleSignOnPath}?returnUrl={Uri.EscapeDataString(returnUrl)}" data-testid="login-sso">Sign in with {html.Encode(new Uri(options.Oidc.Authority).Host)}</a></p>"""
             : "";
         string message = error is null ? "" : $"""<p role="alert" data-testid="login-error">{html.Encode(error)}</p>""";
+        return PlainPage("Sign in", message + passwordForm + singleSignOn, status);
+    }
+
+    private static IResult SignOutPage(HttpContext http, IAntiforgery antiforgery, string? error, int status = StatusCodes.Status200OK)
+    {
+        AntiforgeryTokenSet tokens = antiforgery.GetAndStoreTokens(http);
+        HtmlEncoder html = HtmlEncoder.Default;
+        string message = error is null ? "" : $"""<p role="alert" data-testid="logout-error">{html.Encode(error)}</p>""";
+        string form = $"""
+            <form method="post" action="{LogoutPath}">
+              <input type="hidden" name="{html.Encode(tokens.FormFieldName)}" value="{html.Encode(tokens.RequestToken ?? "")}">
+              <button type="submit" data-testid="logout-submit">Sign out</button> <a href="/">Back to the cluster</a>
+            </form>
+            """;
+        return PlainPage("Sign out", message + form, status);
+    }
+
+    /// <summary>The sign-in and sign-out pages: plain HTML, no circuit and no script.</summary>
+    private static IResult PlainPage(string title, string body, int status)
+    {
         string page = $$"""
             <!DOCTYPE html>
-            <html lang="en"><head><meta charset="utf-8"><title>Sign in · Raft cluster</title>
+            <html lang="en"><head><meta charset="utf-8"><title>{{title}} · Raft cluster</title>
             <style>body{font-family:system-ui,sans-serif;max-width:22rem;margin:4rem auto}label{display:block;margin:.6rem 0}input{display:block;width:100%;padding:.4rem}button{padding:.4rem 1.2rem}[role=alert]{color:#b00020}</style>
-            </head><body><h1>Raft cluster</h1>{{message}}{{passwordForm}}{{singleSignOn}}</body></html>
+            </head><body><h1>Raft cluster</h1>{{body}}</body></html>
             """;
         return Results.Content(page, "text/html; charset=utf-8", statusCode: status);
     }

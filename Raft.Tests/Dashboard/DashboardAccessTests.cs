@@ -135,9 +135,25 @@ public sealed partial class DashboardAccessTests
             await NodeTestCluster.WaitUntilAsync(() => Task.FromResult(monitor.Current.Timeline.Count(e => e.Kind == "operator") == 3), what: "the three actions in the timeline");
             Assert.Contains(monitor.Current.Timeline, e => e.Kind == "operator" && e.Text.StartsWith("ada (operator): put \"by-operator\"", StringComparison.Ordinal));
 
-            // Signing out ends the session.
-            using HttpResponseMessage signOut = await operatorBrowser.GetAsync("/logout");
+            // Signing out: a GET only asks (a link or an image on another site cannot sign anyone out), a POST without
+            // the page's antiforgery token is refused with a reason, and the page's own sign-out form ends the session.
+            using (HttpResponseMessage asked = await operatorBrowser.GetAsync("/logout"))
+            {
+                Assert.Equal(HttpStatusCode.OK, asked.StatusCode);
+                Assert.Contains("data-testid=\"logout-submit\"", await asked.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+            }
+            using (HttpResponseMessage forged = await operatorBrowser.PostAsync("/logout", new FormUrlEncodedContent(new Dictionary<string, string>())))
+            {
+                Assert.Equal(HttpStatusCode.BadRequest, forged.StatusCode);
+                Assert.Contains("sign out again", await forged.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+            }
+            Assert.Equal(HttpStatusCode.OK, (await operatorBrowser.GetAsync("/")).StatusCode);
+            using HttpResponseMessage signOut = await operatorBrowser.PostAsync("/logout", new FormUrlEncodedContent(new Dictionary<string, string>
+            {
+                ["__RequestVerificationToken"] = WebUtility.HtmlDecode(AntiforgeryField().Match(operatorPage).Groups[1].Value),
+            }));
             Assert.Equal(HttpStatusCode.Redirect, signOut.StatusCode);
+            Assert.Equal("/login", signOut.Headers.Location!.ToString());
             Assert.Equal(HttpStatusCode.Redirect, (await operatorBrowser.GetAsync("/")).StatusCode);
         }
         finally

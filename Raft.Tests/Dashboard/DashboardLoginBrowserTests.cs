@@ -28,9 +28,12 @@ public sealed class DashboardLoginBrowserTests(DashboardFixture fixture)
         await using WebApplication app = DashboardApp.Build(options, url);
         await app.StartAsync();
         IBrowserContext context = await fixture.Browser.NewContextAsync(new BrowserNewContextOptions { ViewportSize = new ViewportSize { Width = 1400, Height = 1000 } });
+        IPage page = await context.NewPageAsync();
+        var console = new List<string>();
+        page.Console += (_, message) => console.Add($"{message.Type}: {message.Text}");
+        page.PageError += (_, error) => console.Add($"page error: {error}");
         try
         {
-            IPage page = await context.NewPageAsync();
             await page.GotoAsync(url);
             Assert.Contains("/login", page.Url, StringComparison.Ordinal);
             await SignInAsync(page, "bob", "wrong");
@@ -64,6 +67,14 @@ public sealed class DashboardLoginBrowserTests(DashboardFixture fixture)
 
             AuditRecord record = Assert.Single(app.Services.GetRequiredService<AuditTrail>().ReadAll(), r => r.Action == "put \"audited\"");
             Assert.True(record is { User: "ada", Role: "operator", Ok: true }, record.ToString());
+        }
+        catch (Exception failure)
+        {
+            // What the browser saw: the page, a screenshot and its console (a circuit error shows there).
+            string saved = Path.Combine(DashboardFixture.ArtifactsDirectory, "failed-login-flow");
+            await File.WriteAllTextAsync(saved + ".html", await page.ContentAsync());
+            await page.ScreenshotAsync(new PageScreenshotOptions { Path = saved + ".png", FullPage = true });
+            throw new Xunit.Sdk.XunitException($"{failure.Message} at {page.Url}; page saved as {saved}.*; browser console:\n{string.Join("\n", console)}");
         }
         finally
         {
