@@ -16,7 +16,8 @@ public sealed class EmbeddedCluster : INodeDirectory, IHostedService, IAsyncDisp
     private readonly Dictionary<string, WebApplication> _running = new(StringComparer.Ordinal);
     private Layout _layout = new("", []);
 
-    private sealed record Layout(string InitialMembers, List<LayoutNode> Nodes);
+    /// <param name="LastNodeNumber">The highest node number ever given out, retired ones included.</param>
+    private sealed record Layout(string InitialMembers, List<LayoutNode> Nodes, int LastNodeNumber = 0);
 
     private sealed record LayoutNode(string Id, string GrpcUrl, string HttpUrl, bool Joined);
 
@@ -177,8 +178,11 @@ public sealed class EmbeddedCluster : INodeDirectory, IHostedService, IAsyncDisp
         await _lock.WaitAsync();
         try
         {
-            int next = _layout.Nodes.Select(n => int.TryParse(n.Id.AsSpan(1), out int k) ? k : 0).DefaultIfEmpty(0).Max() + 1;
+            // A node id is never given out twice: a retired server may still be in some node's configuration or
+            // log (a change that failed half way), and a new, empty server under its id would pass for it.
+            int next = Math.Max(_layout.LastNodeNumber, _layout.Nodes.Select(n => int.TryParse(n.Id.AsSpan(1), out int k) ? k : 0).DefaultIfEmpty(0).Max()) + 1;
             node = new LayoutNode($"n{next}", Url(FreePort()), Url(FreePort()), Joined: true);
+            _layout = _layout with { LastNodeNumber = next };
             _layout.Nodes.Add(node);
             await SaveLayoutAsync();
             await StartNodeAsync(node);

@@ -151,23 +151,77 @@ public sealed class ClusterCommands(INodeDirectory directory, IClusterMonitor mo
                 await admin.AddServerAsync(new AddServerRequest { Id = node.Id, Address = node.GrpcUrl }, cancellationToken: token));
             return new CommandOutcome(true, reply.Message, node.Id);
         }
-        catch (RpcException)
+        catch (RpcException e)
         {
-            await directory.RetireAsync(node.Id); // it never joined: do not leave it running
-            throw;
+            // A failed call does not mean the server did not join: leadership may have moved after the change was
+            // appended, and a later leader finishes (or undoes) it. So the cluster decides: a voter is a success,
+            // a server no node has in its configuration is stopped, and one still joining keeps running.
+            for (DateTime deadline = DateTime.UtcNow.AddSeconds(10); ; await Task.Delay(250))
+            {
+                Membership seen = await MembershipOfAsync(node.Id);
+                if (seen == Membership.Voter)
+                {
+                    return new CommandOutcome(true, $"{node.Id} ({node.GrpcUrl}) is a voter (the request itself failed: {Explain(e)})", node.Id);
+                }
+                if (seen == Membership.Absent)
+                {
+                    await directory.RetireAsync(node.Id);
+                    throw;
+                }
+                if (DateTime.UtcNow > deadline)
+                {
+                    return CommandOutcome.Failed($"{Explain(e)}; {node.Id} is in the configuration, so it keeps running: the leader finishes or undoes its joining");
+                }
+            }
         }
     });
 
     public Task<CommandOutcome> RemoveServerAsync(string id) => Guard(async () =>
     {
-        AdminReply reply = await Client.LeaderAdminAsync(async (admin, token) =>
-            await admin.RemoveServerAsync(new RemoveServerRequest { Id = id }, cancellationToken: token));
+        string message;
+        try
+        {
+            AdminReply reply = await Client.LeaderAdminAsync(async (admin, token) =>
+                await admin.RemoveServerAsync(new RemoveServerRequest { Id = id }, cancellationToken: token));
+            message = reply.Message;
+        }
+        catch (RpcException e) when (e.StatusCode == StatusCode.NotFound)
+        {
+            // Also the answer to a retry after "leadership changed" once the first attempt had committed.
+            if (await MembershipOfAsync(id) != Membership.Absent)
+            {
+                throw;
+            }
+            message = $"{id} is not a member";
+        }
         if (directory.CanManageNodes)
         {
             await directory.RetireAsync(id);
         }
-        return new CommandOutcome(true, reply.Message, id);
+        return new CommandOutcome(true, message, id);
     });
+
+    private enum Membership { Absent, Joining, Voter, Unknown }
+
+    /// <summary>
+    /// Where <paramref name="id"/> stands, as the reachable nodes see it: a voter for the leader and a majority of the
+    /// nodes that answer; absent from every node's configuration; joining in between; unknown if no node answers.
+    /// </summary>
+    private async Task<Membership> MembershipOfAsync(string id)
+    {
+        List<NodeStatus> statuses = [.. (await Client.StatusOfAllAsync()).Select(s => s.Status).OfType<NodeStatus>()];
+        if (statuses.Count == 0)
+        {
+            return Membership.Unknown;
+        }
+        if (!statuses.Any(s => s.Members.Any(m => m.Id == id)))
+        {
+            return Membership.Absent;
+        }
+        bool IsVoterFor(NodeStatus s) => s.Members.Any(m => m.Id == id && m.Voter);
+        bool leaderSaysVoter = statuses.Any(s => s.Role == "Leader" && IsVoterFor(s));
+        return leaderSaysVoter && statuses.Count(IsVoterFor) * 2 > statuses.Count ? Membership.Voter : Membership.Joining;
+    }
 
     public Task<CommandOutcome> TransferLeadershipAsync(string id) => Guard(async () =>
     {

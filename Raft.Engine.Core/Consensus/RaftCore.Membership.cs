@@ -32,13 +32,19 @@ public sealed partial class RaftCore
         {
             return Refuse(AdminStatus.Invalid, $"'{id}' is not a valid server id");
         }
+        if (Role == Role.Leader && Configuration.IsVoter(id))
+        {
+            // Asking again for what already holds is a retry (a client whose first call's answer was lost, or that
+            // was told "leadership changed, check and retry"): it succeeds once that configuration is committed.
+            // A different address is a different request, and is refused.
+            string? known = Configuration.Addresses.GetValueOrDefault(id);
+            return address is null || address == known
+                ? new AdminResult(AdminStatus.Accepted, _configurations.LatestIndex, Id, $"{id} is already a voter")
+                : Refuse(AdminStatus.AlreadyMember, $"{id} is already a voter at {known ?? "no recorded address"}, not {address}");
+        }
         if (CheckCanChangeConfiguration() is { } refusal)
         {
             return refusal;
-        }
-        if (Configuration.IsVoter(id))
-        {
-            return Refuse(AdminStatus.AlreadyMember, $"{id} is already a voter");
         }
         long index = Configuration.IsLearner(id) ? _configurations.LatestIndex : AppendToLog(EntryKind.Configuration, Configuration.WithLearner(id, address).Encode()).Index;
         _catchUp.Start(id, _log.LastIndex, _ticks);

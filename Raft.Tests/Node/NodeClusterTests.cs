@@ -196,6 +196,15 @@ public sealed class NodeClusterTests
         Assert.Equal(4, status.Members.Count(m => m.Voter));
         NodeStatus n4Status = await cluster.StatusAsync("n4");
         Assert.True(n4Status.SnapshotIndex > 0, "n4 started empty after the leader compacted: it must have received a snapshot");
+        // The same request again is what a client sends when the answer was lost or leadership moved ("check and
+        // retry", which RaftClient follows by itself): it succeeds and changes nothing. The dashboard once took the
+        // AlreadyExists it used to get for "did not join" and stopped the new voter.
+        AdminReply retried = await client.LeaderAdminAsync(async (admin, token) => await admin.AddServerAsync(new AddServerRequest { Id = "n4", Address = n4.GrpcUrl }, cancellationToken: token));
+        Assert.Contains("is a voter", retried.Message, StringComparison.Ordinal);
+        Assert.Equal(4, (await cluster.StatusAsync(leader)).Members.Count(m => m.Voter));
+        var conflict = await Assert.ThrowsAsync<RpcException>(() => client.LeaderAdminAsync(async (admin, token) =>
+            await admin.AddServerAsync(new AddServerRequest { Id = "n4", Address = "http://127.0.0.1:1" }, cancellationToken: token)));
+        Assert.Equal(StatusCode.AlreadyExists, conflict.StatusCode);
 
         // Leadership to n4, then the old leader leaves.
         await client.LeaderAdminAsync(async (admin, token) => await admin.TransferLeadershipAsync(new TransferLeadershipRequest { Id = "n4" }, cancellationToken: token));
@@ -258,7 +267,9 @@ public sealed class NodeClusterTests
         Assert.Equal(StatusCode.InvalidArgument, (await Fails(async () => await admin.AddServerAsync(new AddServerRequest { Id = "n9", Address = "not a url" }))).StatusCode);
         Assert.Equal(StatusCode.InvalidArgument, (await Fails(async () => await admin.AddServerAsync(new AddServerRequest { Id = "bad id!", Address = "http://127.0.0.1:1" }))).StatusCode);
         Assert.Equal(StatusCode.NotFound, (await Fails(async () => await admin.RemoveServerAsync(new RemoveServerRequest { Id = "nobody" }))).StatusCode);
-        Assert.Equal(StatusCode.AlreadyExists, (await Fails(async () => await admin.AddServerAsync(new AddServerRequest { Id = follower, Address = cluster[follower].GrpcUrl }))).StatusCode);
+        // A member at another address is a conflict; at its own address it is a retry, which succeeds.
+        Assert.Equal(StatusCode.AlreadyExists, (await Fails(async () => await admin.AddServerAsync(new AddServerRequest { Id = follower, Address = "http://127.0.0.1:1" }))).StatusCode);
+        await admin.AddServerAsync(new AddServerRequest { Id = follower, Address = cluster[follower].GrpcUrl });
         Assert.Equal(StatusCode.InvalidArgument, (await Fails(async () => await admin.SetFaultsAsync(new FaultSpec { DropRate = 2 }))).StatusCode);
         Assert.Equal(StatusCode.InvalidArgument, (await Fails(async () => await admin.SetFaultsAsync(new FaultSpec { DropRate = double.NaN }))).StatusCode);
         // A transfer to the leader itself is done at once (it waited 5 s and then said DeadlineExceeded).
