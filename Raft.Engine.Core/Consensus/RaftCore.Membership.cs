@@ -23,6 +23,8 @@ public sealed partial class RaftCore
     /// <summary>
     /// AddServer: appends a configuration with <paramref name="id"/> as a learner, catches it up in rounds, then appends
     /// one that makes it a voter. Done when that configuration commits; a <see cref="CatchUpFailed"/> notice if it never catches up.
+    /// For a server that is already a voter at <paramref name="address"/> (or with no address given) nothing is appended
+    /// and the answer is Accepted: a retried request succeeds. At another address it is refused with AlreadyMember.
     /// </summary>
     /// <param name="id">The new server's id.</param>
     /// <param name="address">Where the server can be reached, recorded in the configuration for hosts that need it.</param>
