@@ -179,7 +179,8 @@ public sealed class EmbeddedCluster : INodeDirectory, IHostedService, IAsyncDisp
         try
         {
             // A node id is never given out twice: a retired server may still be in some node's configuration or
-            // log (a change that failed half way), and a new, empty server under its id would pass for it.
+            // log (a change that failed half way), and a new, empty server under its id would pass for it. The
+            // highest id in the layout covers layout files written before LastNodeNumber existed.
             int next = Math.Max(_layout.LastNodeNumber, _layout.Nodes.Select(n => int.TryParse(n.Id.AsSpan(1), out int k) ? k : 0).DefaultIfEmpty(0).Max()) + 1;
             node = new LayoutNode($"n{next}", Url(FreePort()), Url(FreePort()), Joined: true);
             _layout = _layout with { LastNodeNumber = next };

@@ -74,7 +74,7 @@ public sealed class DashboardLoginBrowserTests(DashboardFixture fixture)
             string saved = Path.Combine(DashboardFixture.ArtifactsDirectory, "failed-login-flow");
             await File.WriteAllTextAsync(saved + ".html", await page.ContentAsync());
             await page.ScreenshotAsync(new PageScreenshotOptions { Path = saved + ".png", FullPage = true });
-            throw new Xunit.Sdk.XunitException($"{failure.Message} at {page.Url}; page saved as {saved}.*; browser console:\n{string.Join("\n", console)}");
+            throw new Xunit.Sdk.XunitException($"{failure.Message} at {page.Url}; page saved as {saved}.*; browser console:\n{string.Join("\n", console)}", failure);
         }
         finally
         {
