@@ -14,6 +14,10 @@ public static class Program
             Console.WriteLine(NodeOptions.HelpText);
             return 0;
         }
+        if (args.Length > 0 && args[0] == TermRecovery.Verb)
+        {
+            return await TermRecovery.RunAsync(args, Console.Out, Console.Error);
+        }
         if (args.Length > 0 && Cli.Verbs.Contains(args[0]))
         {
             return await Cli.RunAsync(args, Console.Out, Console.Error);

@@ -78,6 +78,8 @@ public sealed class EmbeddedCluster : INodeDirectory, IHostedService, IAsyncDisp
             GrpcUrl = node.GrpcUrl,
             HttpUrl = node.HttpUrl,
             Members = node.Joined ? "" : _layout.InitialMembers,
+            // A new member takes replication only from the nodes that were there before it (the leader among them).
+            Join = node.Joined ? string.Join(",", _layout.Nodes.Where(n => n.Id != node.Id).Select(n => n.Id)) : "",
             DataDir = Path.Combine(DataDirectory, node.Id),
             EnableFaultInjection = true,
             TickMs = _options.TickMs,

@@ -12,8 +12,12 @@ public abstract record RaftMessage(string From, string To, long Term);
 public sealed record RequestVote(string From, string To, long Term, long LastLogIndex, long LastLogTerm, bool PreVote, bool Transfer = false)
     : RaftMessage(From, To, Term);
 
-/// <summary>A vote (or pre-vote) granted or refused in <paramref name="Term"/>.</summary>
-public sealed record RequestVoteResponse(string From, string To, long Term, bool Granted, bool PreVote)
+/// <summary>
+/// A vote (or pre-vote) granted or refused in <paramref name="Term"/>. A refusal names the <see cref="Leader"/> the
+/// responder follows in that term, if any: a server that missed a membership change learns from a voter it knows which
+/// newly added leader it may take AppendEntries from (<see cref="SenderRules"/>).
+/// </summary>
+public sealed record RequestVoteResponse(string From, string To, long Term, bool Granted, bool PreVote, string? Leader = null)
     : RaftMessage(From, To, Term);
 
 /// <summary>

@@ -50,6 +50,13 @@ public sealed partial class RaftCore
         }
     }
 
+    /// <summary>
+    /// Leadership transfer: the leader of this term sent TimeoutNow to the candidate, which then campaigns in the very
+    /// next term. Only such a request may break the vote lease; one claiming a transfer into any other term is an
+    /// ordinary vote request (a forged one could otherwise lift every term to the limit).
+    /// </summary>
+    private bool IsTransferOfThisTerm(RequestVote request) => request.Transfer && request.Term == Term + 1;
+
     /// <summary>Within the minimum election timeout of hearing from a leader, vote requests are ignored.</summary>
     private bool InLeaderLease() =>
         _options.CheckQuorum && ((LeaderId != null && _electionElapsed < _options.ElectionTicks)
@@ -121,12 +128,13 @@ public sealed partial class RaftCore
         }
         else
         {
-            Send(new RequestVoteResponse(Id, request.From, Term, false, request.PreVote));
+            Send(new RequestVoteResponse(Id, request.From, Term, false, request.PreVote, LeaderId));
         }
     }
 
     private void HandleVoteResponse(RequestVoteResponse response)
     {
+        NoteNamedLeader(response);
         bool relevant = Role switch
         {
             Role.PreCandidate => response.PreVote,
@@ -140,6 +148,24 @@ public sealed partial class RaftCore
         _votes.Record(response.From, response.Granted);
         TallyVotes();
     }
+
+    /// <summary>
+    /// A voter that refused this server's vote named the leader it follows in this server's term: remember it, so that
+    /// <see cref="SenderRules"/> takes that leader's AppendEntries even if this server does not know it as a voter (it
+    /// missed the membership change that made it one). Only its first AppendEntries makes it this server's leader: until
+    /// then this server knows neither the leader's commit index nor that it can reach it.
+    /// </summary>
+    private void NoteNamedLeader(RequestVoteResponse response)
+    {
+        if (response is { Granted: false, Leader: { } leader } && leader != Id && response.Term == Term && LeaderId == null
+            && (Configuration.IsVoter(response.From) || CommittedConfiguration.IsVoter(response.From)))
+        {
+            _leaderNamedByVoter = (Term, leader);
+        }
+    }
+
+    /// <summary>The leader a voter named for the current term (<see cref="NoteNamedLeader"/>), if any.</summary>
+    private string? LeaderNamedByVoter => _leaderNamedByVoter is { } named && named.Term == Term ? named.Id : null;
 
     /// <summary>Acts on the votes so far: win (go on to the real election or become leader), lose, or keep waiting.</summary>
     private bool TallyVotes()

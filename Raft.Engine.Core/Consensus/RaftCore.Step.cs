@@ -13,7 +13,7 @@ public sealed partial class RaftCore
         {
             return;
         }
-        if (SenderRules.WhyRefused(message, Term, LeaderId, Configuration, CommittedConfiguration) is { } reason)
+        if (SenderRules.WhyRefused(message, Term, LeaderId ?? LeaderNamedByVoter, Configuration, CommittedConfiguration, _options.JoinFrom) is { } reason)
         {
             if (_senders.Refuse(message, reason) is { } notice)
             {
@@ -69,8 +69,14 @@ public sealed partial class RaftCore
         {
             switch (message)
             {
-                case RequestVote { Transfer: false } when InLeaderLease():
-                    return false; // a live leader is known: a disruptive candidate is ignored (CheckQuorum)
+                case RequestVote request when InLeaderLease() && !IsTransferOfThisTerm(request):
+                    // A live leader is known: a disruptive candidate is ignored (CheckQuorum). A pre-voter is told who
+                    // leads: it may be a server that missed that leader's election or arrival.
+                    if (request.PreVote)
+                    {
+                        Send(new RequestVoteResponse(Id, message.From, Term, false, true, LeaderId));
+                    }
+                    return false;
                 case RequestVote { PreVote: true }:
                 case RequestVoteResponse { PreVote: true, Granted: true }:
                     return true; // pre-votes never change terms
@@ -92,7 +98,7 @@ public sealed partial class RaftCore
                     Send(new InstallSnapshotResponse(Id, message.From, Term, install.Metadata.Index, 0, false));
                     break;
                 case RequestVote request:
-                    Send(new RequestVoteResponse(Id, message.From, Term, false, request.PreVote));
+                    Send(new RequestVoteResponse(Id, message.From, Term, false, request.PreVote, LeaderId));
                     break;
                 case ReadIndexRequest read:
                     Send(new ReadIndexResponse(Id, message.From, Term, read.RequestId, 0, false));

@@ -65,6 +65,9 @@ public sealed partial class RaftCore
     private long _uncommittedBytes;
     private PendingTransfer? _transfer;
 
+    /// <summary>Who a voter said leads a term in which this server knows no leader (see NoteNamedLeader).</summary>
+    private (long Term, string Id)? _leaderNamedByVoter;
+
     // Snapshots.
     private Snapshot? _snapshot;
     /// <summary>Bytes of the entries applied since the last snapshot (taken or installed), or since start.</summary>

@@ -76,6 +76,13 @@ public sealed record RaftOptions
     /// <summary>How many catch-up rounds a new server gets before AddServer gives up (dissertation 4.2.1).</summary>
     public int MaxCatchUpRounds { get; init; } = 10;
 
+    /// <summary>
+    /// For a server that starts with no configuration and waits to be added: the servers (the cluster's voters when it
+    /// is started) whose AppendEntries and InstallSnapshot it takes before it knows the cluster. Empty: it takes them from
+    /// any sender, which only an authenticated transport makes safe.
+    /// </summary>
+    public IReadOnlySet<string> JoinFrom { get; init; } = new HashSet<string>();
+
     public void Validate()
     {
         if (HeartbeatTicks < 1)

@@ -45,8 +45,10 @@ public sealed class SqliteLogStore : ILogStore
     /// Opens (or creates) the store at <paramref name="path"/>. Refuses, with a <see cref="StorageException"/> naming the
     /// file and the problem, a file that another process has open as a store, that is not SQLite or not ours, whose
     /// schema this build does not know, or that fails SQLite's integrity check. A file of an older schema is migrated.
+    /// With <paramref name="nodeId"/>, the store is also refused when it belongs to another node (it records the first
+    /// node id it is opened with).
     /// </summary>
-    public static SqliteLogStore Open(string path)
+    public static SqliteLogStore Open(string path, string? nodeId = null)
     {
         string fullPath = System.IO.Path.GetFullPath(path);
         string? folder = System.IO.Path.GetDirectoryName(fullPath);
@@ -58,7 +60,7 @@ public sealed class SqliteLogStore : ILogStore
         SqliteConnection? connection = null;
         try
         {
-            CheckHeader(fullPath);
+            CheckHeader(fullPath, fileLock);
             connection = new SqliteConnection(new SqliteConnectionStringBuilder
             {
                 DataSource = fullPath,
@@ -71,9 +73,13 @@ public sealed class SqliteLogStore : ILogStore
             string integrity = Convert.ToString(ScalarObject(connection, "PRAGMA integrity_check(1);"), System.Globalization.CultureInfo.InvariantCulture) ?? "";
             if (integrity != "ok")
             {
-                throw new StorageException(fullPath, $"the file is damaged (SQLite integrity check: {integrity})");
+                throw new StorageException(fullPath, $"the file is damaged (SQLite integrity check: {integrity.ReplaceLineEndings("; ")})");
             }
             SqliteSchema.Prepare(connection, fullPath);
+            if (nodeId != null)
+            {
+                SqliteSchema.CheckOwner(connection, fullPath, nodeId);
+            }
             return new SqliteLogStore(connection, fullPath, fileLock);
         }
         catch (SqliteException e)
@@ -91,31 +97,37 @@ public sealed class SqliteLogStore : ILogStore
     }
 
     /// <summary>
-    /// Two processes on one data file would interleave two logs: the store holds an exclusive lock on a file beside it
-    /// for as long as it is open (released by the OS if the process dies).
+    /// Two processes on one data file would interleave two logs: the store holds an exclusive lock for as long as it is
+    /// open (released by the OS if the process dies). On Unix the lock is on the database file itself (flock, which
+    /// SQLite's own fcntl locks do not touch): a lock on a file beside it was lost when someone deleted that file, and a
+    /// second process then opened a running node's store. On Windows an open file cannot be deleted, but SQLite must be
+    /// able to share the database file, so the lock is on a file beside it.
     /// </summary>
     private static FileStream TakeLock(string path)
     {
         try
         {
-            return new FileStream(path + ".lock", FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            return OperatingSystem.IsWindows()
+                ? new FileStream(path + ".lock", FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None)
+                : new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
         }
         catch (IOException e)
         {
-            throw new StorageException(path, "the store is in use by another process (its .lock file is held)", e);
+            throw new StorageException(path, "the store is in use by another process (it holds the store's lock)", e);
         }
     }
 
     /// <summary>A file that exists but does not start like a SQLite database is refused before SQLite touches it.</summary>
-    private static void CheckHeader(string path)
+    private static void CheckHeader(string path, FileStream fileLock)
     {
-        var file = new FileInfo(path);
-        if (!file.Exists || file.Length == 0)
+        using FileStream? own = fileLock.Name == path ? null : new FileStream(path, FileMode.OpenOrCreate, FileAccess.Read, FileShare.ReadWrite);
+        FileStream stream = own ?? fileLock;
+        if (stream.Length == 0)
         {
             return;
         }
         Span<byte> header = stackalloc byte[16];
-        using FileStream stream = file.OpenRead();
+        stream.Position = 0;
         if (stream.ReadAtLeast(header, header.Length, throwOnEndOfStream: false) < header.Length || !header.SequenceEqual("SQLite format 3\0"u8))
         {
             throw new StorageException(path, "not a SQLite database (another program's file, or damaged at its start)");

@@ -10,14 +10,15 @@ namespace Raft.Engine.Storage;
 /// </summary>
 internal static class SqliteSchema
 {
-    /// <summary>1: hard state and log; 2: + snapshot; 3: + a checksum on every row.</summary>
-    public const int Version = 3;
+    /// <summary>1: hard state and log; 2: + snapshot; 3: + a checksum on every row; 4: + the node that owns the store.</summary>
+    public const int Version = 4;
 
     private static readonly Dictionary<string, string[]> Tables = new(StringComparer.Ordinal)
     {
         ["hard_state"] = ["id", "term", "voted_for", "crc"],
         ["log"] = ["idx", "term", "kind", "data", "crc"],
         ["snapshot"] = ["id", "idx", "term", "configuration", "data", "crc"],
+        ["owner"] = ["id", "node_id", "crc"],
     };
 
     public static void Prepare(SqliteConnection connection, string path)
@@ -39,6 +40,7 @@ internal static class SqliteSchema
                 CREATE TABLE IF NOT EXISTS log (idx INTEGER PRIMARY KEY, term INTEGER NOT NULL, kind INTEGER NOT NULL, data BLOB NOT NULL, crc INTEGER NOT NULL DEFAULT 0);
                 CREATE TABLE IF NOT EXISTS snapshot (id INTEGER PRIMARY KEY CHECK (id = 0), idx INTEGER NOT NULL, term INTEGER NOT NULL,
                     configuration BLOB NOT NULL, data BLOB NOT NULL, crc INTEGER NOT NULL DEFAULT 0);
+                CREATE TABLE IF NOT EXISTS owner (id INTEGER PRIMARY KEY CHECK (id = 0), node_id TEXT NOT NULL, crc INTEGER NOT NULL);
                 """);
             if (version is > 0 and < 3)
             {
@@ -112,6 +114,37 @@ internal static class SqliteSchema
         crc = Crc32C.Append(crc, votedFor is null ? -1 : votedFor.Length);
         return ~Crc32C.Append(crc, Encoding.UTF8.GetBytes(votedFor ?? ""));
     }
+
+    /// <summary>
+    /// The node id this store belongs to: recorded by the first node that opens it with an id, and refused to any other,
+    /// so that a node started with another --id on the same data folder cannot take over (or vote with) its term and log.
+    /// </summary>
+    public static void CheckOwner(SqliteConnection connection, string path, string nodeId)
+    {
+        using (SqliteCommand read = Command(connection, null, "SELECT node_id, crc FROM owner WHERE id = 0;"))
+        using (SqliteDataReader row = read.ExecuteReader())
+        {
+            if (row.Read())
+            {
+                string owner = row.GetString(0);
+                if ((uint)row.GetInt64(1) != OwnerChecksum(owner))
+                {
+                    throw new StorageException(path, "the store's owner record fails its checksum");
+                }
+                if (owner != nodeId)
+                {
+                    throw new StorageException(path, $"the store belongs to node {owner}, not {nodeId}: start that node with --id {owner}, or give {nodeId} a data folder of its own");
+                }
+                return;
+            }
+        }
+        using SqliteCommand insert = Command(connection, null, "INSERT INTO owner (id, node_id, crc) VALUES (0, $node, $crc);");
+        insert.Parameters.AddWithValue("$node", nodeId);
+        insert.Parameters.AddWithValue("$crc", (long)OwnerChecksum(nodeId));
+        insert.ExecuteNonQuery();
+    }
+
+    private static uint OwnerChecksum(string nodeId) => ~Crc32C.Append(~0u, Encoding.UTF8.GetBytes(nodeId));
 
     public static uint EntryChecksum(long index, long term, int kind, byte[] data)
     {

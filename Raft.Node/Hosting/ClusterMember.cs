@@ -102,7 +102,7 @@ public sealed class ClusterMember : IHostedService, IAsyncDisposable
             return;
         }
         Directory.CreateDirectory(Options.DataDirectory);
-        var sqlite = SqliteLogStore.Open(Path.Combine(Options.DataDirectory, "raft.db"));
+        var sqlite = SqliteLogStore.Open(Path.Combine(Options.DataDirectory, "raft.db"), Options.Id);
         _sqlite = sqlite;
         try
         {

@@ -41,6 +41,15 @@ public sealed class NodeOptions
     /// <summary>The initial members as "id=grpc-url,..." (this node included). Empty: join an existing cluster when added.</summary>
     public string Members { get; set; } = "";
 
+    /// <summary>
+    /// For a node started without <see cref="Members"/>: the ids ("n1,n2,n3") of the cluster's voters, the only servers
+    /// it takes replication from until it has been added. Empty: any sender (safe only with mutual TLS between peers).
+    /// </summary>
+    public string Join { get; set; } = "";
+
+    /// <summary>The ids in <see cref="Join"/>.</summary>
+    public IReadOnlySet<string> JoinFrom => Join.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToHashSet(StringComparer.Ordinal);
+
     /// <summary>Where the node keeps its SQLite database; default "data/{id}".</summary>
     public string? DataDir { get; set; }
 
@@ -91,6 +100,7 @@ public sealed class NodeOptions
         ["--peer-ca"] = "Raft:PeerCa",
         ["--tokens-file"] = "Raft:TokensFile",
         ["--members"] = "Raft:Members",
+        ["--join"] = "Raft:Join",
         ["--data-dir"] = "Raft:DataDir",
         ["--tick-ms"] = "Raft:TickMs",
         ["--election-ticks"] = "Raft:ElectionTicks",
@@ -128,6 +138,9 @@ public sealed class NodeOptions
                                         status, hub), writer (+ put, delete, cas), operator (+ membership,
                                         transfer, snapshot, faults, message tracing). Default: no authentication
           --members <id=url,...>        initial members, this one included; omit to join a cluster later (AddServer)
+          --join <id,...>               without --members: the cluster's voters, the only servers this node takes
+                                        replication from until it is added (default: any, which only mutual TLS
+                                        between peers makes safe)
           --data-dir <path>             SQLite data folder (default data/<id>); existing state wins over --members
           --tick-ms <n>                 length of a tick (default 10)
           --election-ticks <n>          minimum election timeout in ticks (default 15: 150-300 ms)
@@ -153,6 +166,10 @@ public sealed class NodeOptions
           --log-format <simple|json>    console log lines for people (default) or JSON objects for collectors
 
         Every option can also come from appsettings.json (section "Raft") or the environment (Raft__GrpcUrl=...).
+
+        Repair a stopped member's data folder:
+          Raft.Node reset-term --data-dir <path> [--term <n>]   a cluster whose terms were driven to the limit
+                                        (see reset-term --help)
 
         Talk to a cluster (like etcdctl):
           Raft.Node <verb> [args] --endpoints <url,...> [--json] [--token <t>] [--ca <pem>]
@@ -236,7 +253,14 @@ public sealed class NodeOptions
         }
         ValidatePeerSecurity();
         ValidateTelemetry();
-        ParseMembers();
+        if (ParseMembers().Count > 0 && JoinFrom.Count > 0)
+        {
+            throw new FormatException("--join is for a node that starts without --members (one that waits to be added)");
+        }
+        if (JoinFrom.FirstOrDefault(id => !IsValidId(id)) is { } badId)
+        {
+            throw new FormatException($"--join: '{badId}' is not a valid id");
+        }
     }
 
     private void ValidateTelemetry()
@@ -306,6 +330,7 @@ public sealed class NodeOptions
         SnapshotThreshold = SnapshotThreshold,
         SnapshotLogRatio = SnapshotLogRatio,
         LeaseReads = LeaseReads,
+        JoinFrom = JoinFrom,
     };
 
     /// <summary>

@@ -6,6 +6,7 @@ using Grpc.Core;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Options;
 using Raft.Node.Protocol;
+using Raft.Node.Security;
 
 namespace Raft.Node.Services;
 
@@ -15,8 +16,14 @@ namespace Raft.Node.Services;
 /// while reading it, before any interceptor or handler, as UNKNOWN "Exception was thrown by handler" with a stack trace
 /// in the log per request; a frame flagged compressed without an encoding would be INTERNAL. Client streams (peer
 /// traffic) are checked message by message by <see cref="MalformedStreams"/> instead, never buffered.
+/// <para>
+/// Compressed requests are refused on every gRPC method before anything is read (UNIMPLEMENTED, as gRPC answers an
+/// encoding it does not support): a node's clients never compress, and a small gzip body can inflate to gigabytes. Nothing
+/// of a unary body is read before its caller is authenticated (a client or admin method needs a token when the node has
+/// tokens), and no more of it than one message of the largest size the node accepts.
+/// </para>
 /// </summary>
-public sealed class MalformedRequests(RequestDelegate next, IOptions<GrpcServiceOptions> grpc, ILogger<MalformedRequests> logger)
+public sealed class MalformedRequests(RequestDelegate next, IOptions<GrpcServiceOptions> grpc, AccessControl access, ILogger<MalformedRequests> logger)
 {
     /// <summary>The largest body read here: one message as large as the gRPC server accepts, and its frame header.</summary>
     private readonly long maxBody = (grpc.Value.MaxReceiveMessageSize ?? 4 * 1024 * 1024) + 5L;
@@ -27,8 +34,29 @@ public sealed class MalformedRequests(RequestDelegate next, IOptions<GrpcService
 
     public async Task InvokeAsync(HttpContext context)
     {
-        if (!Inputs.TryGetValue(context.Request.Path.Value ?? "", out MessageDescriptor? input)
-            || context.Request.ContentType?.StartsWith("application/grpc", StringComparison.Ordinal) != true)
+        if (context.Request.ContentType?.StartsWith("application/grpc", StringComparison.Ordinal) != true)
+        {
+            await next(context);
+            return;
+        }
+        // Peer methods are guarded by their endpoint and certificates (PlaneGuard); every other needs its role first.
+        string path = context.Request.Path.Value ?? "";
+        if (path.StartsWith("/raft.v1.", StringComparison.Ordinal) && !path.StartsWith("/raft.v1.Peer/", StringComparison.Ordinal)
+            && access.Check(context, path.TrimStart('/'), AccessControl.GrpcMethods.GetValueOrDefault(path, AccessRole.Operator),
+                out AccessControl.Refusal? refusal) is null)
+        {
+            Refuse(context, refusal!.ToRpcException().StatusCode, refusal.Message, logged: true);
+            return;
+        }
+        string encoding = context.Request.Headers["grpc-encoding"].FirstOrDefault() ?? "identity";
+        if (encoding != "identity")
+        {
+            // Every gRPC method, streams too: the gRPC server itself would inflate a message without bound.
+            context.Response.Headers["grpc-accept-encoding"] = "identity";
+            Refuse(context, StatusCode.Unimplemented, $"this node accepts no compressed requests (grpc-encoding {encoding}): send them uncompressed");
+            return;
+        }
+        if (!Inputs.TryGetValue(path, out MessageDescriptor? input))
         {
             await next(context);
             return;
@@ -44,10 +72,9 @@ public sealed class MalformedRequests(RequestDelegate next, IOptions<GrpcService
             Refuse(context, StatusCode.ResourceExhausted, $"the request is larger than the {maxBody - 5} bytes a node accepts in one message");
             return;
         }
-        string encoding = context.Request.Headers["grpc-encoding"].FirstOrDefault() ?? "identity";
-        if (Problem(body.GetBuffer().AsMemory(0, (int)body.Length), input, encoding) is { } problem)
+        if (Problem(body.GetBuffer().AsMemory(0, (int)body.Length), input) is { } problem)
         {
-            Refuse(context, StatusCode.InvalidArgument, problem);
+            Refuse(context, problem.Code, problem.Message);
             return;
         }
         body.Position = 0;
@@ -55,9 +82,12 @@ public sealed class MalformedRequests(RequestDelegate next, IOptions<GrpcService
         await next(context);
     }
 
-    private void Refuse(HttpContext context, StatusCode code, string problem)
+    private void Refuse(HttpContext context, StatusCode code, string problem, bool logged = false)
     {
-        logger.LogWarning("{Path} from {Remote}: {Problem}", context.Request.Path, context.Connection.RemoteIpAddress, problem);
+        if (!logged)
+        {
+            logger.LogWarning("{Path} from {Remote}: {Problem}", context.Request.Path, context.Connection.RemoteIpAddress, problem);
+        }
         context.Response.StatusCode = StatusCodes.Status200OK;
         context.Response.ContentType = "application/grpc";
         context.Response.Headers["grpc-status"] = ((int)code).ToString(System.Globalization.CultureInfo.InvariantCulture); // trailers-only
@@ -79,55 +109,39 @@ public sealed class MalformedRequests(RequestDelegate next, IOptions<GrpcService
         return true;
     }
 
-    /// <summary>Null when every length-prefixed message in the body parses as <paramref name="input"/>.</summary>
-    private static string? Problem(ReadOnlyMemory<byte> body, MessageDescriptor input, string encoding)
+    private sealed record BodyProblem(StatusCode Code, string Message);
+
+    private static BodyProblem Invalid(string message) => new(StatusCode.InvalidArgument, message);
+
+    /// <summary>Null when every length-prefixed message in the body is a plain <paramref name="input"/>.</summary>
+    private static BodyProblem? Problem(ReadOnlyMemory<byte> body, MessageDescriptor input)
     {
         while (body.Length > 0)
         {
             if (body.Length < 5)
             {
-                return $"the request is not a valid {input.FullName}: a truncated gRPC frame";
+                return Invalid($"the request is not a valid {input.FullName}: a truncated gRPC frame");
             }
             if (body.Span[0] > 1)
             {
-                return $"the request's frame has the flag {body.Span[0]}: only 0 (plain) and 1 (compressed) exist";
+                return Invalid($"the request's frame has the flag {body.Span[0]}: only 0 (plain) and 1 (compressed) exist");
             }
-            bool compressed = body.Span[0] == 1;
+            if (body.Span[0] == 1)
+            {
+                return Invalid("the request's frame is flagged compressed but the request names no grpc-encoding");
+            }
             uint length = BinaryPrimitives.ReadUInt32BigEndian(body.Span[1..5]);
             if (length > body.Length - 5)
             {
-                return $"the request is not a valid {input.FullName}: the frame announces {length} bytes, {body.Length - 5} came";
+                return Invalid($"the request is not a valid {input.FullName}: the frame announces {length} bytes, {body.Length - 5} came");
             }
-            ReadOnlyMemory<byte> message = body.Slice(5, (int)length);
-            if (compressed && encoding is "identity")
+            try
             {
-                // The server would answer INTERNAL: the mistake is the caller's.
-                return $"the request's frame is flagged compressed but the request names no grpc-encoding";
+                input.Parser.ParseFrom(body.Span.Slice(5, (int)length));
             }
-            if (compressed && encoding is "gzip")
+            catch (InvalidProtocolBufferException e)
             {
-                try
-                {
-                    using var gzip = new System.IO.Compression.GZipStream(new MemoryStream(message.ToArray()), System.IO.Compression.CompressionMode.Decompress);
-                    using var plain = new MemoryStream();
-                    gzip.CopyTo(plain);
-                    message = plain.ToArray();
-                }
-                catch (InvalidDataException e)
-                {
-                    return $"the request's frame is not valid gzip: {e.Message}";
-                }
-            }
-            if (!compressed || encoding is "gzip")
-            {
-                try
-                {
-                    input.Parser.ParseFrom(message.Span);
-                }
-                catch (InvalidProtocolBufferException e)
-                {
-                    return $"the request is not a valid {input.FullName}: {e.Message}";
-                }
+                return Invalid($"the request is not a valid {input.FullName}: {e.Message}");
             }
             body = body[(5 + (int)length)..];
         }

@@ -109,12 +109,12 @@ public static class ProtoMapping
         return new EngineRequestVote(r.Envelope.From, r.Envelope.To, r.Envelope.Term, r.LastLogIndex, r.LastLogTerm, r.PreVote, r.Transfer);
     }
 
-    public static Protocol.RequestVoteResponse ToProto(EngineRequestVoteResponse m) => new() { Envelope = Envelope(m), Granted = m.Granted, PreVote = m.PreVote };
+    public static Protocol.RequestVoteResponse ToProto(EngineRequestVoteResponse m) => new() { Envelope = Envelope(m), Granted = m.Granted, PreVote = m.PreVote, Leader = m.Leader ?? "" };
 
     public static EngineRequestVoteResponse FromProto(Protocol.RequestVoteResponse r, string self)
     {
         Check(r.Envelope, self);
-        return new EngineRequestVoteResponse(r.Envelope.From, r.Envelope.To, r.Envelope.Term, r.Granted, r.PreVote);
+        return new EngineRequestVoteResponse(r.Envelope.From, r.Envelope.To, r.Envelope.Term, r.Granted, r.PreVote, r.Leader.Length == 0 ? null : r.Leader);
     }
 
     public static InstallSnapshotChunk ToProto(InstallSnapshot m) => new()

@@ -59,6 +59,89 @@ public sealed class NodeClusterTests
     }
 
     [Fact]
+    public async Task An_outsider_cannot_write_to_a_node_that_knows_no_leader_nor_replace_its_data_by_a_snapshot()
+    {
+        // Found by a hostile user: with the leader and one follower paused, the third (leader unknown) took evil's entry
+        // at its own term, applied it and served it; the real leader's next write then got the same index and term, so
+        // the third skipped it and that acknowledged write was missing there for good. A snapshot from evil whose
+        // configuration was [evil, n3] replaced all its data.
+        await using var cluster = new NodeTestCluster(3);
+        await cluster.StartAllAsync();
+        string leader = await cluster.WaitForLeaderAsync();
+        using (var client = cluster.Client(cluster[leader].GrpcUrl))
+        {
+            await client.PutAsync("before", "1");
+        }
+        string lone = cluster.Specs.Select(s => s.Id).First(id => id != leader);
+        await NodeTestCluster.WaitUntilAsync(async () => (await cluster.StatusAsync(lone)).AppliedIndex >= (await cluster.StatusAsync(leader)).CommitIndex, what: $"{lone} applied 'before'");
+        foreach (string other in cluster.Specs.Select(s => s.Id).Where(id => id != lone))
+        {
+            await cluster.StopAsync(other);
+        }
+        await NodeTestCluster.WaitUntilAsync(async () => (await cluster.StatusAsync(lone)).LeaderId.Length == 0, what: $"{lone} knows no leader");
+
+        NodeStatus seen = await cluster.StatusAsync(lone);
+        foreach (string sender in new[] { "evil", "n4" })
+        {
+            var forged = new AppendEntriesRequest
+            {
+                Envelope = new Envelope { From = sender, To = lone, Term = seen.Term },
+                PrevLogIndex = seen.LastIndex, PrevLogTerm = seen.LastTerm, LeaderCommit = seen.LastIndex + 1,
+            };
+            forged.Entries.Add(new Entry
+            {
+                Index = seen.LastIndex + 1, Term = seen.Term, Kind = EntryKind.Command,
+                Data = Google.Protobuf.ByteString.CopyFrom(Raft.Engine.StateMachines.KvCommand.Put("forged2", "evil-value").Encode()),
+            });
+            AppendEntriesReply reply = await cluster.Peer(lone).AppendEntriesAsync(forged);
+            Assert.False(reply.Response?.Success ?? false, $"{lone} took {sender}'s entry");
+        }
+        using var snapshotOfEvil = new MemoryStream();
+        await new Raft.Engine.StateMachines.KeyValueStateMachine().WriteSnapshotAsync(snapshotOfEvil);
+        var chunk = new InstallSnapshotChunk
+        {
+            Envelope = new Envelope { From = "evil", To = lone, Term = seen.Term },
+            Metadata = new SnapshotMetadata
+            {
+                Index = seen.LastIndex + 10, Term = seen.Term,
+                Configuration = Google.Protobuf.ByteString.CopyFrom(new Raft.Engine.Membership.ClusterConfiguration(["evil", lone]).Encode()),
+            },
+            Offset = 0, Done = true, Data = Google.Protobuf.ByteString.CopyFrom(snapshotOfEvil.ToArray()),
+        };
+        using (var stream = cluster.Peer(lone).InstallSnapshot())
+        {
+            await stream.RequestStream.WriteAsync(chunk);
+            await stream.RequestStream.CompleteAsync();
+            await stream.ResponseAsync;
+        }
+
+        NodeStatus after = await cluster.StatusAsync(lone);
+        Assert.Equal((seen.LastIndex, seen.CommitIndex, seen.SnapshotIndex), (after.LastIndex, after.CommitIndex, after.SnapshotIndex));
+        using (var reader = cluster.Client(cluster[lone].GrpcUrl))
+        {
+            Assert.True((await reader.GetAsync("before", stale: true)).Found, "the snapshot replaced the data");
+            Assert.False((await reader.GetAsync("forged2", stale: true)).Found, "a forged entry was applied");
+        }
+
+        // The cluster comes back and the next acknowledged write is on every node.
+        foreach (string other in cluster.Specs.Select(s => s.Id).Where(id => id != lone))
+        {
+            await cluster.StartAsync(other);
+        }
+        string newLeader = await cluster.WaitForLeaderAsync();
+        using var writer = cluster.Client(cluster[newLeader].GrpcUrl);
+        await writer.PutAsync("after", "2");
+        foreach (MemberSpec node in cluster.Specs)
+        {
+            await NodeTestCluster.WaitUntilAsync(async () =>
+            {
+                using var reader = cluster.Client(node.GrpcUrl);
+                return (await reader.GetAsync("after", stale: true)).Found;
+            }, what: $"'after' applied on {node.Id}");
+        }
+    }
+
+    [Fact]
     public async Task Three_nodes_elect_one_leader_and_a_put_through_a_follower_is_redirected()
     {
         await using var cluster = new NodeTestCluster(3);

@@ -14,12 +14,19 @@ public sealed class NodeStartupTests : IDisposable
         string members = $"n1={spec.GrpcUrl}";
         await using (NodeProcess first = NodeProcess.Start(spec, members))
         {
-            await NodeTestCluster.WaitUntilAsync(() => Task.FromResult(File.Exists(Path.Combine(spec.DataDir, "raft.db.lock"))), seconds: 30, what: "the first node to open its store");
+            await NodeTestCluster.WaitUntilAsync(() => Task.FromResult(File.Exists(Path.Combine(spec.DataDir, "raft.db"))), seconds: 30, what: "the first node to open its store");
             await Task.Delay(500);
             MemberSpec twin = spec with { GrpcUrl = $"http://127.0.0.1:{Ports.Free()}", HttpUrl = $"http://127.0.0.1:{Ports.Free()}" };
             await AssertRefusedAsync(twin, $"n1={twin.GrpcUrl}", "in use by another process");
+            // Found by a hostile user: deleting raft.db.lock let a second process in. Nothing beside the store guards it now.
+            File.Delete(Path.Combine(spec.DataDir, "raft.db.lock"));
+            await AssertRefusedAsync(twin, $"n1={twin.GrpcUrl}", "in use by another process");
             Assert.False(first.Process.HasExited, "the first node keeps running");
         }
+
+        // A node started with another --id on n1's data folder is refused: it would vote and log as n1 under a new name.
+        MemberSpec impostor = spec with { Id = "n2" };
+        await AssertRefusedAsync(impostor, $"n2={impostor.GrpcUrl}", "belongs to node n1, not n2");
 
         await File.WriteAllTextAsync(Path.Combine(spec.DataDir, "raft.db"), "not a database at all");
         File.Delete(Path.Combine(spec.DataDir, "raft.db-wal"));

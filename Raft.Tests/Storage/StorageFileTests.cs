@@ -100,7 +100,7 @@ public sealed class StorageFileTests : IDisposable
         PersistentState state = await OpenAndLoadAsync(path);
         Assert.Equal(new HardState(4, "n2"), state.HardState);
         Assert.Equal(["val-1", "val-2"], state.Entries.Select(e => Encoding.UTF8.GetString(e.Data)));
-        Assert.Equal(3L, await ScalarAsync(path, "PRAGMA user_version;"));
+        Assert.Equal(4L, await ScalarAsync(path, "PRAGMA user_version;"));
 
         await ScalarAsync(path, "UPDATE log SET data = x'77616c2d32' WHERE idx = 2;"); // from now on a change is caught
         Assert.Contains("entry at index 2 is damaged", (await RefusedAsync(path)).Message, StringComparison.Ordinal);
@@ -154,7 +154,7 @@ public sealed class StorageFileTests : IDisposable
         {
             await store.SaveAsync(new HardState(1, null), [.. Enumerable.Range(1, 50).Select(i => new LogEntry(i, 1, EntryKind.Command, [(byte)i]))]);
             Assert.True(File.Exists(path + "-wal"));
-            File.Copy(path, PathOf("copy.db")); // the main file without its -wal and -shm
+            CopyWhileLocked(path, PathOf("copy.db")); // the main file without its -wal and -shm
         }
         PersistentState state = await OpenAndLoadAsync(PathOf("copy.db"));
         Assert.True(state.Entries.Count <= 50);
@@ -172,6 +172,44 @@ public sealed class StorageFileTests : IDisposable
             await first.SaveAsync(new HardState(2, null), []); // the first one is unaffected
         }
         Assert.Equal(2, (await OpenAndLoadAsync(path)).HardState.Term); // and once it closed, the file opens again
+    }
+
+    [Fact]
+    public async Task Deleting_a_file_beside_the_store_does_not_let_a_second_opener_in()
+    {
+        // Found by a hostile user: deleting raft.db.lock let a second process open a running node's store.
+        string path = PathOf("raft.db");
+        await using SqliteLogStore first = SqliteLogStore.Open(path);
+        foreach (string beside in Directory.GetFiles(Path.GetDirectoryName(path)!).Where(f => f != path && !f.StartsWith(path + "-", StringComparison.Ordinal)))
+        {
+            File.Delete(beside);
+        }
+        StorageException refused = Assert.ThrowsAny<StorageException>(() => SqliteLogStore.Open(path));
+        Assert.Contains("in use by another process", refused.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_store_is_refused_to_a_node_other_than_the_one_that_first_opened_it()
+    {
+        string path = PathOf("raft.db");
+        await using (SqliteLogStore store = SqliteLogStore.Open(path, "n1"))
+        {
+            await store.SaveAsync(new HardState(3, "n1"), []);
+        }
+        StorageException refused = Assert.ThrowsAny<StorageException>(() => SqliteLogStore.Open(path, "n2"));
+        Assert.Contains("belongs to node n1, not n2", refused.Message, StringComparison.Ordinal);
+        await using (SqliteLogStore again = SqliteLogStore.Open(path, "n1"))
+        {
+            Assert.Equal(new HardState(3, "n1"), (await again.LoadAsync()).HardState);
+        }
+    }
+
+    /// <summary>A copy of a file the store holds locked (a .NET read would wait for the lock, as a second store must).</summary>
+    private static void CopyWhileLocked(string from, string to)
+    {
+        using var copy = System.Diagnostics.Process.Start("cp", [from, to]);
+        copy.WaitForExit();
+        Assert.Equal(0, copy.ExitCode);
     }
 
     private static int IndexOf(byte[] haystack, byte[] needle) => haystack.AsSpan().IndexOf(needle);
