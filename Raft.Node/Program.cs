@@ -32,10 +32,12 @@ public static class Program
             await Console.Error.WriteLineAsync($"error: {e.Message}\n\n{NodeOptions.HelpText}");
             return 2;
         }
+        // Taken now: RunAsync disposes the services, and asking for it afterwards threw ObjectDisposedException at exit.
+        ClusterMember member = app.Services.GetRequiredService<ClusterMember>();
         try
         {
             // Never join the cluster with a data folder that is in use, not ours or damaged.
-            await app.Services.GetRequiredService<ClusterMember>().OpenStoreAsync();
+            await member.OpenStoreAsync();
         }
         catch (StorageException unusable)
         {
@@ -43,7 +45,7 @@ public static class Program
             return 65; // EX_DATAERR: restarting does not help; the data folder needs an operator
         }
         await app.RunAsync();
-        if (app.Services.GetRequiredService<ClusterMember>().Failure is { } failure)
+        if (member.Failure is { } failure)
         {
             await Console.Error.WriteLineAsync($"error: the node failed: {failure.Message}");
             return 70; // EX_SOFTWARE: an orchestrator restarts it

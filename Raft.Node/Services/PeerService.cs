@@ -14,9 +14,10 @@ namespace Raft.Node.Services;
 /// own stream to the sender); on the unary calls the engine's answer (sent after it persisted what the answer promises)
 /// becomes the reply. Malformed messages are refused with INVALID_ARGUMENT and logged. With mutual TLS, a message must
 /// come from the node its connection's certificate names: anything else is refused with PERMISSION_DENIED, logged and
-/// counted (a node holding n2's certificate cannot speak as n3).
+/// counted (a node holding n2's certificate cannot speak as n3). When the node stops, its incoming streams end at once:
+/// peers never end them, and Kestrel would otherwise wait its whole shutdown timeout for them.
 /// </summary>
-public sealed class PeerService(ClusterMember member, Metrics.NodeMetrics metrics, ILogger<PeerService> logger) : Peer.PeerBase
+public sealed class PeerService(ClusterMember member, Metrics.NodeMetrics metrics, IHostApplicationLifetime lifetime, ILogger<PeerService> logger) : Peer.PeerBase
 {
     private static readonly TimeSpan AnswerTimeout = TimeSpan.FromSeconds(2);
 
@@ -87,19 +88,27 @@ public sealed class PeerService(ClusterMember member, Metrics.NodeMetrics metric
         {
             member.Transport.LearnClientAddress(sender, clientAddress);
         }
-        await foreach (PeerBatch batch in requestStream.ReadAllAsync(context.CancellationToken))
+        using var reading = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, lifetime.ApplicationStopping);
+        try
         {
-            foreach (PeerMessage item in batch.Messages)
+            await foreach (PeerBatch batch in requestStream.ReadAllAsync(reading.Token))
             {
-                RaftMessage message = Authentic(Decode(() => ProtoMapping.FromPeerMessage(item, member.Id)), authenticated, context);
-                if (member.Faults.ShouldDrop(message.From))
+                foreach (PeerMessage item in batch.Messages)
                 {
-                    continue; // cut link: as if it never arrived
+                    RaftMessage message = Authentic(Decode(() => ProtoMapping.FromPeerMessage(item, member.Id)), authenticated, context);
+                    if (member.Faults.ShouldDrop(message.From))
+                    {
+                        continue; // cut link: as if it never arrived
+                    }
+                    metrics.Received(ProtoMapping.KindOf(message), item.CalculateSize());
+                    member.Tracer.Received(message);
+                    member.Node.Receive(message);
                 }
-                metrics.Received(ProtoMapping.KindOf(message), item.CalculateSize());
-                member.Tracer.Received(message);
-                member.Node.Receive(message);
             }
+        }
+        catch (OperationCanceledException) when (lifetime.ApplicationStopping.IsCancellationRequested)
+        {
+            // this node stops: the sender reconnects elsewhere or later
         }
         return new PeerAck();
     }

@@ -34,6 +34,44 @@ public sealed class NodeStartupTests : IDisposable
         await AssertRefusedAsync(spec, members, "not a SQLite database");
     }
 
+    [Fact]
+    public async Task A_member_stopped_by_SIGTERM_while_its_peers_stream_to_it_exits_at_once_and_cleanly()
+    {
+        // Found by a hostile user: a node took about 45 s to exit after SIGTERM (Kestrel waited its whole shutdown timeout
+        // for the peers' streams, which never end) and then died of an ObjectDisposedException ('IServiceProvider').
+        MemberSpec[] specs = [.. new[] { "n1", "n2", "n3" }.Select(id => MemberSpec.Create(id, _folder))];
+        string members = string.Join(",", specs.Select(s => $"{s.Id}={s.GrpcUrl}"));
+        var nodes = specs.Select(spec => NodeProcess.Start(spec, members)).ToList();
+        try
+        {
+            using (var client = new Raft.Node.Client.RaftClient(specs.Select(s => s.GrpcUrl)))
+            {
+                for (int i = 0; i < 20; i++)
+                {
+                    await client.PutAsync($"k{i}", "v"); // the peers' streams are open and busy
+                }
+            }
+            NodeProcess stopped = nodes[0];
+            using (var kill = System.Diagnostics.Process.Start("kill", ["-TERM", stopped.Process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+            {
+                await kill.WaitForExitAsync();
+            }
+            // Well inside the host's 30 s shutdown timeout, which it used to wait out in full.
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+            await stopped.Process.WaitForExitAsync(timeout.Token);
+            await Task.Delay(200); // the last lines of standard error
+            Assert.True(stopped.Process.ExitCode == 0, $"exit code {stopped.Process.ExitCode}: {string.Join("\n", stopped.ErrorLines.TakeLast(5))}");
+            Assert.DoesNotContain(stopped.ErrorLines, l => l.Contains("Unhandled exception", StringComparison.Ordinal));
+        }
+        finally
+        {
+            foreach (NodeProcess node in nodes)
+            {
+                await node.DisposeAsync();
+            }
+        }
+    }
+
     private static async Task AssertRefusedAsync(MemberSpec spec, string members, string problem)
     {
         await using NodeProcess node = NodeProcess.Start(spec, members);

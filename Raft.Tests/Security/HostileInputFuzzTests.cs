@@ -116,9 +116,16 @@ public sealed class HostileInputFuzzTests(ITestOutputHelper output)
                 case 0:
                 {
                     string method = Methods[fuzzer.Random.Next(Methods.Length)];
-                    byte[] body = fuzzer.RawBody();
-                    (int code, string detail) = await SendRawAsync(raw, target.GrpcUrl + method, body, ReaderToken);
-                    Record("raw bytes", (StatusCode)code, $"{method} ({body.Length} bytes, {Convert.ToHexString(body.AsSpan(0, Math.Min(8, body.Length)))}...): {detail}");
+                    bool compressed = fuzzer.Random.Next(4) == 0; // sometimes a gzip bomb: never inflated, before or after authentication
+                    string? token = fuzzer.Random.Next(4) == 0 ? null : ReaderToken;
+                    byte[] body = compressed ? fuzzer.GzipBomb() : fuzzer.RawBody();
+                    (int code, string detail) = await SendRawAsync(raw, target.GrpcUrl + method, body, token, compressed ? "gzip" : null);
+                    string what = $"{method} ({body.Length} bytes{(compressed ? ", gzip" : "")}{(token is null ? ", no token" : "")}, {Convert.ToHexString(body.AsSpan(0, Math.Min(8, body.Length)))}...): {detail}";
+                    Record(compressed ? "gzip bomb" : "raw bytes", (StatusCode)code, what);
+                    if (compressed && (StatusCode)code is not (StatusCode.Unimplemented or StatusCode.Unauthenticated or StatusCode.PermissionDenied))
+                    {
+                        failures.Enqueue($"a compressed request was not refused: {what}");
+                    }
                     break;
                 }
                 case 1:
@@ -212,7 +219,7 @@ public sealed class HostileInputFuzzTests(ITestOutputHelper output)
     }
 
     /// <summary>POSTs a body as a gRPC request and returns the grpc-status (from the trailers, or a trailers-only answer).</summary>
-    private static async Task<(int Code, string Detail)> SendRawAsync(HttpClient http, string url, byte[] body, string token)
+    private static async Task<(int Code, string Detail)> SendRawAsync(HttpClient http, string url, byte[] body, string? token, string? encoding = null)
     {
         using var request = new HttpRequestMessage(HttpMethod.Post, url)
         {
@@ -220,7 +227,14 @@ public sealed class HostileInputFuzzTests(ITestOutputHelper output)
         };
         request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/grpc");
         request.Headers.TryAddWithoutValidation("te", "trailers");
-        request.Headers.TryAddWithoutValidation("authorization", $"Bearer {token}");
+        if (token != null)
+        {
+            request.Headers.TryAddWithoutValidation("authorization", $"Bearer {token}");
+        }
+        if (encoding != null)
+        {
+            request.Headers.TryAddWithoutValidation("grpc-encoding", encoding);
+        }
         using var cancel = new CancellationTokenSource(TimeSpan.FromSeconds(10));
         try
         {
@@ -356,7 +370,7 @@ public sealed class HostileInputFuzzTests(ITestOutputHelper output)
             3 => new PeerMessage { TimeoutNow = new TimeoutNowRequest { Envelope = Envelope(to) } },
             4 => new PeerMessage { ReadIndex = new ReadIndexPeerRequest { Envelope = Envelope(to), RequestId = Number() } },
             5 => new PeerMessage { AppendEntriesResponse = new AppendEntriesResponse { Envelope = Envelope(to), Success = true, MatchIndex = Number(), RejectedIndex = Number(), ConflictIndex = Number(), ConflictTerm = Number() } },
-            6 => new PeerMessage { RequestVoteResponse = new RequestVoteResponse { Envelope = Envelope(to), Granted = true, PreVote = Random.Next(2) == 0 } },
+            6 => new PeerMessage { RequestVoteResponse = new RequestVoteResponse { Envelope = Envelope(to), Granted = Random.Next(2) == 0, PreVote = Random.Next(2) == 0, Leader = Random.Next(2) == 0 ? "evil" : Text(4) } },
             7 => new PeerMessage { InstallSnapshotResponse = new InstallSnapshotResponse { Envelope = Envelope(to), SnapshotIndex = Number(), NextOffset = Number(), Done = Random.Next(2) == 0 } },
             _ => new PeerMessage(), // an empty oneof
         };
@@ -471,6 +485,25 @@ public sealed class HostileInputFuzzTests(ITestOutputHelper output)
             4 => ("TraceMessages", [Text(10)]),
             _ => (Text(Random.Next(1, 50)), [Number()]), // no such method
         };
+
+        /// <summary>One frame flagged compressed: gzip of up to 64 MiB of zeros (at most about 64 KB sent).</summary>
+        public byte[] GzipBomb()
+        {
+            using var packed = new MemoryStream();
+            using (var gzip = new System.IO.Compression.GZipStream(packed, System.IO.Compression.CompressionLevel.SmallestSize, leaveOpen: true))
+            {
+                byte[] zeros = new byte[1024 * 1024];
+                for (int i = Random.Next(1, 65); i > 0; i--)
+                {
+                    gzip.Write(zeros);
+                }
+            }
+            byte[] frame = new byte[5 + packed.Length];
+            frame[0] = 1;
+            BinaryPrimitives.WriteUInt32BigEndian(frame.AsSpan(1), (uint)packed.Length);
+            packed.ToArray().CopyTo(frame, 5);
+            return frame;
+        }
 
         public byte[] RawBody()
         {
