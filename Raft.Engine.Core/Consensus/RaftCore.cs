@@ -9,7 +9,7 @@ namespace Raft.Engine.Consensus;
 
 /// <summary>
 /// The Raft state and rules of one server, and nothing else: no tasks, locks, clock, sockets or files.
-/// Inputs are <see cref="Step"/> (a message), <see cref="Tick"/> (logical time), <see cref="Propose"/>,
+/// Inputs are <see cref="Step"/> (a message), <see cref="Tick()"/> (logical time), <see cref="Propose"/>,
 /// <see cref="ReadIndex"/> and the admin calls; the output is a <see cref="Ready"/> batch that the host carries out
 /// and then confirms with <see cref="Advance"/> (RaftCore.Ready.cs). Given the same seed and inputs it produces the
 /// same outputs.
@@ -165,6 +165,28 @@ public sealed partial class RaftCore
         else
         {
             TickElectionTimer();
+        }
+    }
+
+    /// <summary>
+    /// Several ticks at once: the host's monotonic clock says that much time passed since the last tick it delivered (a
+    /// paused or frozen process, a long GC, a starved loop). Timers run as for that many single ticks; past two election
+    /// timeouts every timer has fired, so the rest only moves the clock on. A gap longer than the lease's drift margin
+    /// also voids the read lease: whatever a majority answered before it no longer counts, and lease reads wait for a
+    /// round sent after it (see <see cref="RaftOptions.LeaseReads"/>).
+    /// </summary>
+    public void Tick(int ticks)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(ticks);
+        if (ticks > 1 + _options.LeaseDriftMarginTicks)
+        {
+            _reads.DropLease();
+        }
+        int stepped = Math.Min(ticks, (2 * _options.ElectionTicks) + 1);
+        _ticks += ticks - stepped;
+        for (int i = 0; i < stepped; i++)
+        {
+            Tick();
         }
     }
 

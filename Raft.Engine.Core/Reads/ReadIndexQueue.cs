@@ -28,6 +28,9 @@ internal sealed class ReadIndexQueue(RaftOptions options)
     /// <summary>With lease reads: whether a recent majority answer lets the leader read without a round.</summary>
     public bool LeaseHolds(ClusterConfiguration configuration, string self, long now) => Lease?.Holds(configuration, self, now) == true;
 
+    /// <summary>Voids the lease until a round sent from now on is answered by a majority (answers to older rounds no longer count).</summary>
+    public void DropLease() => _lease?.Reset();
+
     /// <summary>A heartbeat round is going out at <paramref name="now"/>; with leases each round gets its own number, to date answers.</summary>
     public void OnHeartbeatRound(long now)
     {

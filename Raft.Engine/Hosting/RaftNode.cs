@@ -54,6 +54,7 @@ public sealed class RaftNode : IAsyncDisposable
     private ReadyProcessor? _processor;
     private Task? _loop;
     private ITimer? _ticker;
+    private TickClock? _clock;
     private volatile RaftNodeStatus? _status;
     private volatile Exception? _failure;
     private volatile StorageFullException? _storageFull;
@@ -118,7 +119,17 @@ public sealed class RaftNode : IAsyncDisposable
         _processor = new ReadyProcessor(_store, _stateMachine, new ReadyHost(this));
         _status = RaftNodeStatus.Of(_core);
         _loop = Task.Run(RunAsync, CancellationToken.None);
+        _clock = new TickClock(_time, _options.TickInterval); // before the timer, so that its first callback finds a whole tick
         _ticker = _time.CreateTimer(_ => _inputs.Writer.TryWrite(TickInput.Instance), null, _options.TickInterval, _options.TickInterval);
+    }
+
+    /// <summary>Tells the core of the ticks of wall time since it last heard (after a pause, all of them at once).</summary>
+    private void CatchUpClock(RaftCore core)
+    {
+        if (_clock!.TakeElapsedTicks() is > 0 and int ticks)
+        {
+            core.Tick(ticks);
+        }
     }
 
     /// <summary>
@@ -358,7 +369,7 @@ public sealed class RaftNode : IAsyncDisposable
         switch (input)
         {
             case TickInput:
-                core.Tick();
+                CatchUpClock(core);
                 ExpireReadIndexWaits(core);
                 break;
             case StepInput step:
@@ -408,6 +419,7 @@ public sealed class RaftNode : IAsyncDisposable
                 _readsAwaitingIndex[requestId] = read.Completion;
                 _readDeadlines.Enqueue((requestId, _time.GetUtcNow() + _options.ReadIndexTimeout));
                 _readAskedAt[requestId] = _time.GetUtcNow();
+                CatchUpClock(core); // a lease is judged by the clock at the moment the read is served, not at the last tick
                 core.ReadIndex(requestId);
                 break;
             case AdminInput { Kind: AdminKind.TakeSnapshot } snapshot:

@@ -44,6 +44,37 @@ public sealed class TransferAndReadScenarioTests
     }
 
     [Fact]
+    public void A_gap_in_the_clock_voids_the_lease_until_a_new_round_and_a_pause_ends_leadership_at_once()
+    {
+        // Found by an operator: a leader paused with SIGSTOP for 3 s served lease reads after resuming (the timer had
+        // fired once, so its core believed no time had passed) while another leader had been elected. The host now
+        // hands the core every tick of wall time at once; the core must not serve a read from before the gap.
+        var options = new RaftOptions { LeaseReads = true };
+        var cluster = new SimCluster(3, seed: 52, FaultProfile.None, options);
+        Assert.True(cluster.RunUntil(() => cluster.Leader is { } l && l.Up.TermAt(l.Up.CommitIndex) == l.Up.Term, 300));
+        cluster.RunUntil(() => false, options.HeartbeatTicks * 2);
+        string leader = cluster.Leader!.Id;
+        cluster.Call(leader, core => { core.ReadIndex(1); return 0; });
+        Assert.Contains(cluster.ReadStates, r => r.Read is { RequestId: 1, Ok: true });
+
+        // A gap shorter than the lease but longer than its drift margin: what was answered before it no longer counts.
+        cluster.Call(leader, core => { core.Tick(options.LeaseDriftMarginTicks + 2); core.ReadIndex(2); return 0; });
+        Assert.DoesNotContain(cluster.ReadStates, r => r.Read.RequestId == 2);
+        Assert.True(cluster.RunUntil(() => cluster.ReadStates.Any(r => r.Read is { RequestId: 2, Ok: true }), 20)); // confirmed by a new round
+        cluster.Call(leader, core => { core.ReadIndex(3); return 0; });
+        Assert.Contains(cluster.ReadStates, r => r.Read is { RequestId: 3, Ok: true }); // and the lease holds again
+
+        // A pause of three election timeouts, delivered at once on resuming: no lease, and no leadership either.
+        foreach (string other in cluster.Ids.Where(id => id != leader))
+        {
+            cluster.Network.Cut(leader, other);
+        }
+        cluster.Call(leader, core => { core.Tick(3 * options.ElectionTicks); core.ReadIndex(4); return 0; });
+        Assert.NotEqual(Role.Leader, cluster[leader].Up.Role);
+        Assert.DoesNotContain(cluster.ReadStates, r => r.Read is { RequestId: 4, Ok: true });
+    }
+
+    [Fact]
     public void Transfer_to_a_lagging_follower_brings_it_up_to_date_first_and_refuses_proposals_meanwhile()
     {
         (SimCluster cluster, string leader) = Running();
