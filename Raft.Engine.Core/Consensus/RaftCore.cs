@@ -169,18 +169,23 @@ public sealed partial class RaftCore
     }
 
     /// <summary>
-    /// Several ticks at once: the host's monotonic clock says that much time passed since the last tick it delivered (a
-    /// paused or frozen process, a long GC, a starved loop). Timers run as for that many single ticks; past two election
-    /// timeouts every timer has fired, so the rest only moves the clock on. A gap longer than the lease's drift margin
-    /// also voids the read lease: whatever a majority answered before it no longer counts, and lease reads wait for a
-    /// round sent after it (see <see cref="RaftOptions.LeaseReads"/>).
+    /// The host's clock says more time has passed than the ticks it gave (a paused or frozen process, a long GC, a starved
+    /// loop): whatever a majority answered before may no longer hold off another leader, so lease reads wait for a round
+    /// sent from now on (see <see cref="RaftOptions.LeaseReads"/>).
+    /// </summary>
+    public void VoidLease() => _reads.DropLease();
+
+    /// <summary>
+    /// Several ticks at once, as a host that counts ticks from its clock delivers them after a gap: timers run as for
+    /// that many single ticks (past two election timeouts every timer has fired, so the rest only moves the clock on),
+    /// and a gap longer than the lease's drift margin voids the lease.
     /// </summary>
     public void Tick(int ticks)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(ticks);
         if (ticks > 1 + _options.LeaseDriftMarginTicks)
         {
-            _reads.DropLease();
+            VoidLease();
         }
         int stepped = Math.Min(ticks, (2 * _options.ElectionTicks) + 1);
         _ticks += ticks - stepped;

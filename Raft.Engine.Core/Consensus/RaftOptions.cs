@@ -23,10 +23,9 @@ public sealed record RaftOptions
     /// heartbeat round while a majority answered one within an election timeout less <see cref="LeaseDriftMarginTicks"/>.
     /// It assumes the servers' clocks (tick rates) differ by less than that margin over an election timeout, and
     /// requires CheckQuorum; a restarted server then also waits an election timeout before it votes. The lease runs from
-    /// when the answered round was sent, on the leader's clock; its host must hand the core every tick of wall time
-    /// (a monotonic clock, not a count of timer callbacks: a paused process gets one callback on resuming), and the core
-    /// voids the lease after any gap of more than the drift margin until a round sent after it is answered
-    /// (<see cref="RaftCore.Tick(int)"/>).
+    /// when the answered round was sent, on the leader's clock; whenever its ticks fall behind the host's monotonic clock by
+    /// more than the drift margin (a paused process gets one timer callback on resuming, not one per tick), the host voids
+    /// it (<see cref="RaftCore.VoidLease"/>) until a round sent after that is answered.
     /// </summary>
     public bool LeaseReads { get; init; }
 

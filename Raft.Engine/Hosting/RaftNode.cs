@@ -123,12 +123,16 @@ public sealed class RaftNode : IAsyncDisposable
         _ticker = _time.CreateTimer(_ => _inputs.Writer.TryWrite(TickInput.Instance), null, _options.TickInterval, _options.TickInterval);
     }
 
-    /// <summary>Tells the core of the ticks of wall time since it last heard (after a pause, all of them at once).</summary>
-    private void CatchUpClock(RaftCore core)
+    /// <summary>
+    /// The core's clock may lag wall time (a pause, a stall): past the lease's drift margin the lease it measures in
+    /// ticks may have run out, so it is voided until a round sent from now on is answered.
+    /// </summary>
+    private void CheckClock(RaftCore core)
     {
-        if (_clock!.TakeElapsedTicks() is > 0 and int ticks)
+        if (_clock!.Behind > _options.Raft.LeaseDriftMarginTicks)
         {
-            core.Tick(ticks);
+            core.VoidLease();
+            _clock.Resync();
         }
     }
 
@@ -369,7 +373,9 @@ public sealed class RaftNode : IAsyncDisposable
         switch (input)
         {
             case TickInput:
-                CatchUpClock(core);
+                CheckClock(core);
+                core.Tick();
+                _clock!.Delivered();
                 ExpireReadIndexWaits(core);
                 break;
             case StepInput step:
@@ -419,7 +425,7 @@ public sealed class RaftNode : IAsyncDisposable
                 _readsAwaitingIndex[requestId] = read.Completion;
                 _readDeadlines.Enqueue((requestId, _time.GetUtcNow() + _options.ReadIndexTimeout));
                 _readAskedAt[requestId] = _time.GetUtcNow();
-                CatchUpClock(core); // a lease is judged by the clock at the moment the read is served, not at the last tick
+                CheckClock(core); // a lease is judged by the clock at the moment the read is served, not at the last tick
                 core.ReadIndex(requestId);
                 break;
             case AdminInput { Kind: AdminKind.TakeSnapshot } snapshot:

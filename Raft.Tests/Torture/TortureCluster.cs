@@ -19,8 +19,12 @@ internal sealed class TortureCluster : IAsyncDisposable
     private readonly Dictionary<string, RaftClient> _direct = new(StringComparer.Ordinal);
     private readonly List<string> _unexpectedExits = [];
 
-    public TortureCluster(int size)
+    /// <summary>Arguments every node process gets (e.g. lease reads on, for a share of the seeds).</summary>
+    private readonly string[] _nodeArguments;
+
+    public TortureCluster(int size, params string[] nodeArguments)
     {
+        _nodeArguments = nodeArguments;
         Folder = Directory.CreateTempSubdirectory("raft-torture-").FullName;
         Specs = Enumerable.Range(1, size).Select(i => MemberSpec.Create($"n{i}", Folder)).ToList();
         InitialMembers = string.Join(",", Specs.Select(s => $"{s.Id}={s.GrpcUrl}"));
@@ -56,7 +60,7 @@ internal sealed class TortureCluster : IAsyncDisposable
     {
         foreach (MemberSpec spec in Specs)
         {
-            _processes[spec.Id] = NodeProcess.Start(spec, InitialMembers);
+            _processes[spec.Id] = NodeProcess.Start(spec, InitialMembers, "Warning", _nodeArguments);
         }
     }
 
@@ -98,7 +102,7 @@ internal sealed class TortureCluster : IAsyncDisposable
     {
         if (!_processes.ContainsKey(id))
         {
-            _processes[id] = NodeProcess.Start(this[id], members ?? InitialMembers);
+            _processes[id] = NodeProcess.Start(this[id], members ?? InitialMembers, "Warning", _nodeArguments);
         }
     }
 

@@ -38,7 +38,9 @@ internal sealed class TortureRun(int seed, TimeSpan duration, Action<string> log
     public async Task<TortureResult> RunAsync()
     {
         var random = new Random(seed);
-        await using var cluster = new TortureCluster(5);
+        // Every third seed runs with lease reads, so that the nemesis's pauses (SIGSTOP of the leader) test the lease too.
+        bool leaseReads = seed % 3 == 0;
+        await using var cluster = new TortureCluster(5, leaseReads ? ["--lease-reads", "true"] : []);
         cluster.StartAll();
         _clock.Start();
         var report = new StringBuilder();
@@ -47,7 +49,7 @@ internal sealed class TortureRun(int seed, TimeSpan duration, Action<string> log
             report.AppendLine(text);
             log(text);
         }
-        Line($"torture run: seed {seed}, {duration.TotalSeconds:F0} s of faults, 5 node processes, {Clients} clients, data in {cluster.Folder}");
+        Line($"torture run: seed {seed}, {duration.TotalSeconds:F0} s of faults, 5 node processes{(leaseReads ? " with lease reads" : "")}, {Clients} clients, data in {cluster.Folder}");
         await WaitForWriteAsync(cluster, TimeSpan.FromSeconds(60));
 
         using var stop = new CancellationTokenSource();
