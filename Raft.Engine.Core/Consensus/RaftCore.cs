@@ -175,26 +175,6 @@ public sealed partial class RaftCore
     /// </summary>
     public void VoidLease() => _reads.DropLease();
 
-    /// <summary>
-    /// Several ticks at once, as a host that counts ticks from its clock delivers them after a gap: timers run as for
-    /// that many single ticks (past two election timeouts every timer has fired, so the rest only moves the clock on),
-    /// and a gap longer than the lease's drift margin voids the lease.
-    /// </summary>
-    public void Tick(int ticks)
-    {
-        ArgumentOutOfRangeException.ThrowIfNegative(ticks);
-        if (ticks > 1 + _options.LeaseDriftMarginTicks)
-        {
-            VoidLease();
-        }
-        int stepped = Math.Min(ticks, (2 * _options.ElectionTicks) + 1);
-        _ticks += ticks - stepped;
-        for (int i = 0; i < stepped; i++)
-        {
-            Tick();
-        }
-    }
-
     /// <summary>Offers a client command. Only a leader accepts it; others answer with the leader they know.</summary>
     public ProposeResult Propose(byte[] command)
     {

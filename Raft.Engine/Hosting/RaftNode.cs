@@ -119,7 +119,7 @@ public sealed class RaftNode : IAsyncDisposable
         _processor = new ReadyProcessor(_store, _stateMachine, new ReadyHost(this));
         _status = RaftNodeStatus.Of(_core);
         _loop = Task.Run(RunAsync, CancellationToken.None);
-        _clock = new TickClock(_time, _options.TickInterval); // before the timer, so that its first callback finds a whole tick
+        _clock = new TickClock(_time, _options.TickInterval);
         _ticker = _time.CreateTimer(_ => _inputs.Writer.TryWrite(TickInput.Instance), null, _options.TickInterval, _options.TickInterval);
     }
 
