@@ -97,10 +97,10 @@ public static class DashboardApp
         app.MapDashboardAccess(options);
         var pages = app.MapRazorComponents<App>().AddInteractiveServerRenderMode();
         // The recording so far, as a file a teacher can hand out (the page imports it again).
-        var recording = app.MapGet("/recording.json", async (ClusterRecorder recorder, HttpContext http) =>
+        var recording = app.MapGet("/recording", async (ClusterRecorder recorder, HttpContext http) =>
         {
-            http.Response.ContentType = "application/json";
-            http.Response.Headers.ContentDisposition = $"attachment; filename=\"raft-recording-{DateTime.UtcNow:yyyyMMdd-HHmmss}.json\"";
+            http.Response.ContentType = "application/gzip";
+            http.Response.Headers.ContentDisposition = $"attachment; filename=\"raft-recording-{DateTime.UtcNow:yyyyMMdd-HHmmss}.json.gz\"";
             await recorder.Snapshot().WriteAsync(http.Response.Body, http.RequestAborted);
         });
         if (options.LoginRequired)

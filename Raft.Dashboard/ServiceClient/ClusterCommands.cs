@@ -95,10 +95,7 @@ public sealed class ClusterCommands(INodeDirectory directory, IClusterMonitor mo
     private List<string> Redirects(RaftClient client) =>
         client.LastRedirects.Select(r => string.Join(" -> ", r.Split(" -> ").Select(ServedBy))).ToList();
 
-    /// <summary>A value as an answer shows it: in full up to 80 characters, else its start and its size.</summary>
-    internal static string Show(string? value) => value is null ? "(absent)"
-        : value.Length <= 80 ? value
-        : $"{value[..40]}… ({System.Text.Encoding.UTF8.GetByteCount(value):N0} bytes)";
+    private static string Show(string? value) => Raft.Engine.StateMachines.ValueText.Show(value);
 
     public Task<CommandOutcome> PutAsync(string key, string value) => Guard(async () =>
     {

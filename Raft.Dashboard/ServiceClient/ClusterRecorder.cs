@@ -3,8 +3,9 @@ using Raft.Dashboard.Model;
 namespace Raft.Dashboard.ServiceClient;
 
 /// <summary>
-/// Records what the live monitor shows, at most five frames a second and only when something changed, keeping the
-/// last <see cref="MaxFrames"/> (ten minutes at that rate): the page can scrub back through them or export them.
+/// Records what the live monitor shows: a frame for each <see cref="MinInterval"/> in which something changed (so at
+/// most five a second), keeping the last <see cref="MaxFrames"/> (ten minutes or more): the page can scrub back through
+/// them or export them.
 /// </summary>
 public sealed class ClusterRecorder : IDisposable
 {

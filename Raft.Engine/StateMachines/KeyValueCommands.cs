@@ -86,12 +86,13 @@ public sealed record KvCommand(KvOperation Operation, string Key, string? Value 
         }
     }
 
+    /// <summary>The command in one line, long keys and values abbreviated (<see cref="ValueText"/>).</summary>
     public override string ToString() => Operation switch
     {
-        KvOperation.Put => $"put {Key}={Value}",
-        KvOperation.Get => $"get {Key}",
-        KvOperation.Delete => $"delete {Key}",
-        _ => $"cas {Key} {Expected ?? "(absent)"}->{Value ?? "(absent)"}",
+        KvOperation.Put => $"put {ValueText.Show(Key)}={ValueText.Show(Value)}",
+        KvOperation.Get => $"get {ValueText.Show(Key)}",
+        KvOperation.Delete => $"delete {ValueText.Show(Key)}",
+        _ => $"cas {ValueText.Show(Key)} {ValueText.Show(Expected)}->{ValueText.Show(Value)}",
     };
 
     internal static void WriteOptional(BinaryWriter writer, string? value)

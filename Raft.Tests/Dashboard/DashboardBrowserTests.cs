@@ -418,6 +418,11 @@ public sealed class DashboardBrowserTests(DashboardFixture fixture) : IAsyncLife
 
     private async Task Flow12Async()
     {
+        // A value of almost 1 MiB in the log: the recording names it by start, size and digest (a 6.7 GB export once held it whole).
+        using (var client = new Raft.Node.Client.RaftClient(fixture.Endpoints))
+        {
+            await client.PutAsync("replay-big", string.Concat(Enumerable.Range(0, 125_000).Select(i => $"{i,8}")));
+        }
         string leader = await LeaderId();
         await Task.Delay(1000); // a few frames with it leading
         await _page.GetByTestId($"crash-{leader}").ClickAsync();
@@ -438,14 +443,17 @@ public sealed class DashboardBrowserTests(DashboardFixture fixture) : IAsyncLife
 
         // Export, then import the file: the same frames come back, and the same moment can be found in them.
         IDownload download = await _page.RunAndWaitForDownloadAsync(() => _page.GetByTestId("replay-export").ClickAsync());
-        string file = Path.Combine(DashboardFixture.ArtifactsDirectory, "12-recording.json");
+        string file = Path.Combine(DashboardFixture.ArtifactsDirectory, "12-recording.json.gz");
         await download.SaveAsAsync(file);
+        Assert.True(new FileInfo(file).Length < 1024 * 1024, $"the recording has {new FileInfo(file).Length:N0} bytes");
         Raft.Dashboard.Model.Recording exported;
         await using (FileStream stream = File.OpenRead(file))
         {
             exported = await Raft.Dashboard.Model.Recording.ReadAsync(stream);
         }
         Assert.Contains(exported.Frames, f => f.Cluster[leader]?.IsLeader == true);
+        Assert.Contains(exported.Frames, f => f.Cluster.Nodes.Any(n => n.Log.Any(e => e.Summary.StartsWith("put replay-big=", StringComparison.Ordinal)
+            && e.Summary.Contains("(1,000,000 bytes, sha256 ", StringComparison.Ordinal))));
         await _page.GetByTestId("replay-live").ClickAsync();
         await WaitAsync(async () => await _page.GetByTestId("replay-panel").GetAttributeAsync("data-replaying") == "false", "live again");
         await _page.GetByTestId("replay-import").SetInputFilesAsync(file);
