@@ -5,12 +5,15 @@ using Raft.Node.Transport;
 namespace Raft.Dashboard.Access;
 
 /// <summary>
-/// The cluster clock as one page may drive it: everyone sees it, only an operator moves it. Pausing, resuming and
-/// changing the speed are recorded in the <see cref="AuditTrail"/>; single ticks and messages are not (a lesson steps
-/// hundreds of them, and they only move time forward).
+/// The cluster clock as one page (one circuit) may drive it: everyone sees it, only an operator moves it. Pausing,
+/// resuming and changing the speed are recorded in the <see cref="AuditTrail"/>; single ticks and messages are not (a
+/// lesson steps hundreds of them, and they only move time forward). A pause or a slowdown made here is this page's:
+/// when the page goes (its circuit is disposed: the tab closed, or it stayed disconnected), it is undone and audited.
 /// </summary>
-public sealed class OperatorClock(IClusterClock clock, AuthenticationStateProvider authentication, AuditTrail audit) : IClusterClock
+public sealed class OperatorClock(ISharedClusterClock clock, AuthenticationStateProvider authentication, AuditTrail audit) : IClusterClock, IDisposable
 {
+    private bool _disposed;
+
     public string? UnavailableReason => clock.UnavailableReason;
 
     public bool Paused => clock.Paused;
@@ -20,6 +23,8 @@ public sealed class OperatorClock(IClusterClock clock, AuthenticationStateProvid
     public TimeSpan Now => clock.Now;
 
     public IReadOnlyList<InFlightMessage> InFlight => clock.InFlight;
+
+    public ClockHold? Hold => clock.Hold;
 
     public event Action? Changed
     {
@@ -32,24 +37,24 @@ public sealed class OperatorClock(IClusterClock clock, AuthenticationStateProvid
         get => clock.Speed;
         set
         {
-            if (Allowed($"set the clock's speed to {value:0.##}x", audited: Math.Abs(value - clock.Speed) > 1e-9))
+            if (Allowed($"set the clock's speed to {value:0.##}x", audited: Math.Abs(value - clock.Speed) > 1e-9) is { } by)
             {
-                clock.Speed = value;
+                clock.SetSpeed(value, by);
             }
         }
     }
 
     public void Pause()
     {
-        if (Allowed("pause the clock", audited: !clock.Paused))
+        if (Allowed("pause the clock", audited: !clock.Paused) is { } by)
         {
-            clock.Pause();
+            clock.Pause(by);
         }
     }
 
     public void Resume()
     {
-        if (Allowed("resume the clock", audited: clock.Paused))
+        if (Allowed("resume the clock", audited: clock.Paused) is not null)
         {
             clock.Resume();
         }
@@ -57,31 +62,63 @@ public sealed class OperatorClock(IClusterClock clock, AuthenticationStateProvid
 
     public void StepTick()
     {
-        if (Allowed("step one tick", audited: false))
+        if (Allowed("step one tick", audited: false) is not null)
         {
             clock.StepTick();
         }
     }
 
-    public bool StepMessage() => Allowed("deliver one message", audited: false) && clock.StepMessage();
+    public bool StepMessage() => Allowed("deliver one message", audited: false) is not null && clock.StepMessage();
 
     public IReadOnlyCollection<string> VotesFor(string candidate, long term, bool preVote) => clock.VotesFor(candidate, term, preVote);
 
     /// <summary>
-    /// Whether the page's user is an operator. The clock's calls are synchronous; a circuit's authentication state is
-    /// known from its start, so an answer that is not there yet counts as no (and an event handler never throws).
+    /// Whether the page's user is an operator: the hold they would take, or null. The clock's calls are synchronous; a
+    /// circuit's authentication state is known from its start, so an answer that is not there yet counts as no (and an
+    /// event handler never throws). A page that is gone moves nothing (a scenario step still running after it, say).
     /// </summary>
-    private bool Allowed(string action, bool audited)
+    private ClockHold? Allowed(string action, bool audited)
     {
-        Task<AuthenticationState> state = authentication.GetAuthenticationStateAsync();
-        var user = state.IsCompletedSuccessfully ? state.Result.User : null;
-        string name = user is null ? "unknown" : DashboardAccess.NameOf(user);
-        string role = user is null ? "nobody" : DashboardAccess.RoleOf(user);
+        if (_disposed)
+        {
+            return null;
+        }
+        (string name, string role) = User();
         bool allowed = role == DashboardRoles.Operator;
         if (audited || !allowed)
         {
             audit.Record(new AuditRecord(DateTimeOffset.UtcNow, name, role, action, null, allowed, allowed ? "done" : "refused: only an operator may move the clock"));
         }
-        return allowed;
+        return allowed ? new ClockHold(name, DateTimeOffset.UtcNow, action, Holder: this) : null;
+    }
+
+    private (string Name, string Role) User()
+    {
+        Task<AuthenticationState> state = authentication.GetAuthenticationStateAsync();
+        var user = state.IsCompletedSuccessfully ? state.Result.User : null;
+        return user is null ? ("unknown", "nobody") : (DashboardAccess.NameOf(user), DashboardAccess.RoleOf(user));
+    }
+
+    /// <summary>The page is gone: what it paused resumes, what it slowed runs at real speed again.</summary>
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+        (string name, string role) = ("unknown", "nobody");
+        try
+        {
+            (name, role) = User();
+        }
+        catch (ObjectDisposedException)
+        {
+            // the circuit's other services went first: the audit says "unknown"
+        }
+        _disposed = true;
+        if (clock.Release(this) is { } undone)
+        {
+            audit.Record(new AuditRecord(DateTimeOffset.UtcNow, name, role, "close the page", null, true, undone));
+        }
     }
 }

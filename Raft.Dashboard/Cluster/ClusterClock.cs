@@ -40,10 +40,30 @@ public interface IClusterClock
 
     /// <summary>Who granted <paramref name="candidate"/> its (pre-)vote for <paramref name="term"/>, as the answers arrived.</summary>
     IReadOnlyCollection<string> VotesFor(string candidate, long term, bool preVote);
+
+    /// <summary>Who paused or slowed the clock, and since when; null while it runs at real speed.</summary>
+    ClockHold? Hold { get; }
+}
+
+/// <summary>Who stopped or slowed the cluster's clock: <see cref="Who"/> for the page, <see cref="Holder"/> (their page) to let go.</summary>
+public sealed record ClockHold(string Who, DateTimeOffset Since, string What, object? Holder = null);
+
+/// <summary>
+/// The one clock all pages share, with who holds it: a pause or a slowdown belongs to the page that made it, and is
+/// undone when that page goes (<see cref="Release"/>), so a closed tab never leaves the cluster frozen for everyone.
+/// </summary>
+public interface ISharedClusterClock : IClusterClock
+{
+    void Pause(ClockHold by);
+
+    void SetSpeed(double speed, ClockHold by);
+
+    /// <summary>Resumes the clock and puts it back to real speed where <paramref name="holder"/> still holds it; what was undone, or null.</summary>
+    string? Release(object holder);
 }
 
 /// <summary>The embedded cluster's clock and message gate, shared by all of its nodes.</summary>
-public sealed class EmbeddedClusterClock : IClusterClock, IDisposable
+public sealed class EmbeddedClusterClock : ISharedClusterClock, IDisposable
 {
     public EmbeddedClusterClock(DashboardOptions options)
     {
@@ -100,7 +120,7 @@ public sealed class EmbeddedClusterClock : IClusterClock, IDisposable
     public double Speed
     {
         get => Shared.Clock.Speed;
-        set => Shared.Clock.Speed = Math.Clamp(value, 0.05, 1);
+        set => SetSpeed(value, new ClockHold("someone", DateTimeOffset.UtcNow, "slowed"));
     }
 
     public TimeSpan TickInterval { get; }
@@ -109,9 +129,77 @@ public sealed class EmbeddedClusterClock : IClusterClock, IDisposable
 
     public event Action? Changed;
 
-    public void Pause() => Shared.Clock.Pause();
+    private readonly Lock _holdLock = new();
+    private ClockHold? _pausedBy;
+    private ClockHold? _slowedBy;
 
-    public void Resume() => Shared.Clock.Resume();
+    public ClockHold? Hold
+    {
+        get
+        {
+            lock (_holdLock)
+            {
+                return Paused ? _pausedBy : _slowedBy;
+            }
+        }
+    }
+
+    public void Pause() => Pause(new ClockHold("someone", DateTimeOffset.UtcNow, "paused"));
+
+    public void Pause(ClockHold by)
+    {
+        lock (_holdLock)
+        {
+            // The last to pause holds the pause (a scenario pausing a clock another page paused takes it over).
+            _pausedBy = by with { What = "paused" };
+            Shared.Clock.Pause();
+        }
+    }
+
+    public void Resume()
+    {
+        lock (_holdLock)
+        {
+            _pausedBy = null;
+            Shared.Clock.Resume();
+        }
+    }
+
+    public void SetSpeed(double speed, ClockHold by)
+    {
+        lock (_holdLock)
+        {
+            Shared.Clock.Speed = Math.Clamp(speed, 0.05, 1);
+            _slowedBy = Shared.Clock.Speed < 1 ? by with { What = $"slowed to 1/{Math.Round(1 / Shared.Clock.Speed)}" } : null;
+        }
+        Changed?.Invoke();
+    }
+
+    public string? Release(object holder)
+    {
+        var undone = new List<string>();
+        lock (_holdLock)
+        {
+            if (_pausedBy?.Holder == holder && Shared.Clock.Paused)
+            {
+                _pausedBy = null;
+                Shared.Clock.Resume();
+                undone.Add("resumed the clock it had paused");
+            }
+            if (_slowedBy?.Holder == holder)
+            {
+                _slowedBy = null;
+                Shared.Clock.Speed = 1;
+                undone.Add("set the clock it had slowed back to real speed");
+            }
+        }
+        if (undone.Count == 0)
+        {
+            return null;
+        }
+        Changed?.Invoke();
+        return string.Join(" and ", undone);
+    }
 
     public void StepTick() => Shared.Clock.Step(TickInterval);
 
@@ -121,7 +209,7 @@ public sealed class EmbeddedClusterClock : IClusterClock, IDisposable
 }
 
 /// <summary>Attach mode: the nodes' clocks are their own; the page hides the controls and says why.</summary>
-public sealed class UnavailableClusterClock : IClusterClock
+public sealed class UnavailableClusterClock : ISharedClusterClock
 {
     public string? UnavailableReason =>
         "Pause, step and speed need the dashboard's own cluster (run it without --nodes): these nodes run in other processes on their own clocks.";
@@ -153,4 +241,12 @@ public sealed class UnavailableClusterClock : IClusterClock
     public bool StepMessage() => throw new InvalidOperationException(UnavailableReason);
 
     public IReadOnlyCollection<string> VotesFor(string candidate, long term, bool preVote) => [];
+
+    public ClockHold? Hold => null;
+
+    public void Pause(ClockHold by) => throw new InvalidOperationException(UnavailableReason);
+
+    public void SetSpeed(double speed, ClockHold by) => throw new InvalidOperationException(UnavailableReason);
+
+    public string? Release(object holder) => null;
 }

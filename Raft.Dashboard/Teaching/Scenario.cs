@@ -15,7 +15,8 @@ public sealed record ScenarioStep(string Title, string Narration, Func<ScenarioC
 public sealed record Scenario(string Id, string Title, string Summary, IReadOnlyList<ScenarioStep> Steps);
 
 /// <summary>What a scenario's actions can do: drive the clock, act on the cluster, and wait until it shows something.</summary>
-public sealed class ScenarioContext(IClusterClock clock, IClusterCommands commands, IClusterMonitor monitor)
+/// <remarks><paramref name="stopping"/> is cancelled when the page closes the scenario or goes: its waits end there.</remarks>
+public sealed class ScenarioContext(IClusterClock clock, IClusterCommands commands, IClusterMonitor monitor, CancellationToken stopping = default)
 {
     /// <summary>How long an action waits for the cluster to show what it expects before it says it could not.</summary>
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
@@ -40,7 +41,7 @@ public sealed class ScenarioContext(IClusterClock clock, IClusterCommands comman
             {
                 throw new TimeoutException($"the cluster did not show {what} within {Patience.TotalSeconds:F0} s");
             }
-            await Task.Delay(50);
+            await Task.Delay(50, stopping);
         }
     }
 
@@ -64,7 +65,7 @@ public sealed class ScenarioContext(IClusterClock clock, IClusterCommands comman
             string leader = await StableLeaderAsync();
             long term = Cluster[leader]?.Status?.Term ?? 0;
             await PauseAsync();
-            await Task.Delay(250); // paused, nothing changes; what happened before the pause reaches the monitor
+            await Task.Delay(250, stopping); // paused, nothing changes; what happened before the pause reaches the monitor
             if (Cluster.Leader is { } l && l.Id == leader && l.Status!.Term == term && AllFollow(leader))
             {
                 return leader;
@@ -82,12 +83,14 @@ public sealed class ScenarioContext(IClusterClock clock, IClusterCommands comman
     /// <summary>Pauses the clock and lets what is in flight settle on screen.</summary>
     public async Task PauseAsync()
     {
+        stopping.ThrowIfCancellationRequested();
         clock.Pause();
-        await Task.Delay(150);
+        await Task.Delay(150, stopping);
     }
 
     public void Run(double speed)
     {
+        stopping.ThrowIfCancellationRequested();
         clock.Speed = speed;
         clock.Resume();
     }
@@ -105,7 +108,7 @@ public sealed class ScenarioContext(IClusterClock clock, IClusterCommands comman
                 return;
             }
             clock.StepTick();
-            await Task.Delay(40); // the nodes act on the tick; the monitor hears of it
+            await Task.Delay(40, stopping); // the nodes act on the tick; the monitor hears of it
         }
         await WaitUntilAsync(condition, what); // a last look, in case the monitor was behind
     }

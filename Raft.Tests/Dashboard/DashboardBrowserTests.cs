@@ -477,4 +477,30 @@ public sealed class DashboardBrowserTests(DashboardFixture fixture) : IAsyncLife
         await _page.GetByTestId($"restart-{leader}").ClickAsync();
         await WaitAsync(async () => await MemberCount() == 3 && await Leaders() == 1 && await LogsEqual(await NodeIds()), "the old leader back");
     }
+    [Fact]
+    public Task Flow13_a_page_closed_during_a_scenario_leaves_the_clock_running_for_everyone() =>
+        RestoringTheClusterOnFailureAsync(Flow13Async);
+
+    private async Task Flow13Async()
+    {
+        // Another user starts a guided scenario, which pauses the clock; this page says who paused it.
+        IBrowserContext other = await fixture.Browser.NewContextAsync(new BrowserNewContextOptions { ViewportSize = new ViewportSize { Width = 1400, Height = 1000 } });
+        IPage page = await other.NewPageAsync();
+        await page.GotoAsync(fixture.Url);
+        await WaitAsync(async () => await page.Locator("[data-testid^=node-][data-role=Leader]").CountAsync() == 1, "the other page live");
+        await page.GetByTestId("scenario-leader-election").ClickAsync();
+        await WaitAsync(async () => await page.GetByTestId("scenario-step").CountAsync() == 1, "the scenario started on the other page");
+        await WaitAsync(async () => await _page.GetByTestId("clock-state").GetAttributeAsync("data-paused") == "true", "the clock paused by the other page");
+        await WaitAsync(async () => await _page.GetByTestId("clock-hold").CountAsync() == 1, "who paused the clock");
+        Assert.StartsWith("Paused by ", await _page.GetByTestId("clock-hold").InnerTextAsync(), StringComparison.Ordinal);
+
+        // That tab closes mid-scenario: the clock runs again, and this page can write.
+        await page.CloseAsync(new PageCloseOptions { RunBeforeUnload = true });
+        await other.CloseAsync();
+        await WaitAsync(async () => await _page.GetByTestId("clock-state").GetAttributeAsync("data-paused") == "false", "the clock running again");
+        Assert.Equal(0, await _page.GetByTestId("clock-hold").CountAsync());
+        await WaitAsync(async () => await Leaders() == 1 && await MemberCount() == 3, "a healthy cluster");
+        await PutAsync("after-closed-tab", "ok");
+        await WaitAsync(async () => (await ResultText()).Contains("put after-closed-tab=ok", StringComparison.Ordinal), "a put after the tab closed");
+    }
 }
