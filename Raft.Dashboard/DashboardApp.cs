@@ -105,10 +105,25 @@ public static class DashboardApp
             http.Response.Headers.ContentDisposition = $"attachment; filename=\"raft-recording-{DateTime.UtcNow:yyyyMMdd-HHmmss}.json.gz\"";
             await recorder.Snapshot().WriteAsync(http.Response.Body, http.RequestAborted);
         });
+        // A value in full, which the key-value view only abbreviates: as a file.
+        var value = app.MapGet("/value", async (string key, ClusterCommands commands, HttpContext http) =>
+        {
+            try
+            {
+                return await commands.ReadValueAsync(key, http.RequestAborted) is { } found
+                    ? Results.File(System.Text.Encoding.UTF8.GetBytes(found), "text/plain; charset=utf-8", "value.txt")
+                    : Results.NotFound($"no key {Raft.Engine.StateMachines.ValueText.Show(key)}");
+            }
+            catch (Grpc.Core.RpcException e)
+            {
+                return Results.Problem($"the cluster did not answer: {e.Status.Detail}", statusCode: StatusCodes.Status503ServiceUnavailable);
+            }
+        });
         if (options.LoginRequired)
         {
             pages.RequireAuthorization(); // the pages and their circuits (the _blazor hub)
             recording.RequireAuthorization();
+            value.RequireAuthorization();
         }
         return app;
     }

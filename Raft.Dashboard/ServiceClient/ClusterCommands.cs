@@ -97,6 +97,13 @@ public sealed class ClusterCommands(INodeDirectory directory, IClusterMonitor mo
 
     private static string Show(string? value) => Raft.Engine.StateMachines.ValueText.Show(value);
 
+    /// <summary>A key's whole value, read through the leader (linearizable); null when the key is absent.</summary>
+    public async Task<string?> ReadValueAsync(string key, CancellationToken cancellationToken = default)
+    {
+        GetReply reply = await Client.GetAsync(key, cancellationToken: cancellationToken);
+        return reply.Found ? reply.Value : null;
+    }
+
     public Task<CommandOutcome> PutAsync(string key, string value) => Guard(async () =>
     {
         RaftClient client = Client;

@@ -34,6 +34,20 @@ public sealed class ComponentTests : IAsyncDisposable
     public async ValueTask DisposeAsync() => await _context.DisposeAsync();
 
     [Fact]
+    public void The_key_value_view_abbreviates_a_long_value_and_offers_it_as_a_download()
+    {
+        // A 1 MiB value once made the page too heavy to screenshot in 30 s: the view carries its start, size and digest.
+        string huge = new('x', 1024 * 1024);
+        _monitor.Data["n1"] = [new("big", huge), new("small", "blue")];
+        IRenderedComponent<KeyValueView> view = _context.Render<KeyValueView>();
+        view.WaitForAssertion(() => Assert.Contains("1,048,576 bytes, sha256 ", view.Find("[data-testid=kv-row-big]").TextContent, StringComparison.Ordinal));
+        Assert.True(view.Markup.Length < 20_000, $"the view's markup has {view.Markup.Length:N0} characters");
+        Assert.Equal("/value?key=big", view.Find("[data-testid=kv-download-big]").GetAttribute("href"));
+        Assert.Contains("blue", view.Find("[data-testid=kv-row-small]").TextContent, StringComparison.Ordinal);
+        Assert.Empty(view.FindAll("[data-testid=kv-download-small]"));
+    }
+
+    [Fact]
     public void The_picture_shows_every_member_with_its_role_and_term()
     {
         IRenderedComponent<ClusterPicture> picture = _context.Render<ClusterPicture>();

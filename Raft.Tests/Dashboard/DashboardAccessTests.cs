@@ -66,7 +66,7 @@ public sealed partial class DashboardAccessTests
 
             // Signed out: every page, the circuit's hub and the recording send to the login page.
             using HttpClient anonymous = Browser(url);
-            foreach (string path in new[] { "/", "/recording", "/_blazor/negotiate?negotiateVersion=1" })
+            foreach (string path in new[] { "/", "/recording", "/value?key=color", "/_blazor/negotiate?negotiateVersion=1" })
             {
                 using HttpResponseMessage refused = path.Contains("negotiate", StringComparison.Ordinal)
                     ? await anonymous.PostAsync(path, null) : await anonymous.GetAsync(path);

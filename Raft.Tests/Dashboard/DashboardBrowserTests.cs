@@ -236,6 +236,13 @@ public sealed class DashboardBrowserTests(DashboardFixture fixture) : IAsyncLife
             await WaitAsync(async () => (await ResultText()).Contains($"put {key}=", StringComparison.Ordinal), $"the {size}-byte put");
             Assert.Equal(value, (await client.GetAsync(key)).Value);
         }
+        // The key-value view shows the long value abbreviated, and its download link gives it whole.
+        await _page.GetByRole(AriaRole.Tab, new PageGetByRoleOptions { Name = "Key-value" }).ClickAsync();
+        await WaitAsync(async () => (await _page.GetByTestId("kv-row-v100k").CountAsync()) == 1
+            && (await _page.GetByTestId("kv-row-v100k").InnerTextAsync()).Contains("(102,400 bytes, sha256 ", StringComparison.Ordinal), "the abbreviated value in the view");
+        IAPIResponse full = await _page.APIRequest.GetAsync(fixture.Url.TrimEnd('/') + await _page.GetByTestId("kv-download-v100k").GetAttributeAsync("href"));
+        Assert.Equal(200, full.Status);
+        Assert.Equal(string.Concat(Enumerable.Range(0, 100 * 1024 / 8).Select(i => $"{i % 10_000_000,8}")), await full.TextAsync());
 
         string huge = new('x', 2 * 1024 * 1024);
         await PutAsync("v2m", huge);
