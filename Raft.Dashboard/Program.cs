@@ -33,7 +33,9 @@ catch (FormatException e)
 DashboardOptions options = app.Services.GetRequiredService<DashboardOptions>();
 app.Lifetime.ApplicationStarted.Register(() =>
 {
-    Console.WriteLine($"Raft dashboard: {string.Join(", ", app.Urls)}, {options.Describe()}  (Ctrl+C stops it and its cluster)");
+    bool recovered = options.Embedded && app.Services.GetRequiredService<Raft.Dashboard.Cluster.EmbeddedCluster>().Recovered;
+    Console.WriteLine($"Raft dashboard: {string.Join(", ", app.Urls)}, {options.Describe(recovered)}  "
+        + (options.Embedded ? "(Ctrl+C stops it and its cluster)" : "(Ctrl+C stops it; the nodes keep running)"));
     Console.WriteLine($"access: {options.DescribeAccess()}");
 });
 await app.RunAsync();

@@ -94,9 +94,9 @@ public sealed class DashboardOptions
     }
 
     /// <summary>One line for the console: which cluster and which modes.</summary>
-    public string Describe() => Embedded
+    public string Describe(bool recovered = false) => Embedded
         ? $"embedded cluster of {Size} nodes in {Path.GetFullPath(DataDir)}" +
-            $" ({(Fresh ? "fresh: started over" : "recovered from its data folder")}, {(Teaching ? "teaching: 10x slower timers" : "normal timers")})"
+            $" ({(Fresh ? "fresh: started over" : recovered ? "recovered from its data folder" : "new")}, {(Teaching ? "teaching: 10x slower timers" : "normal timers")})"
         : $"attached to {string.Join(", ", ParseNodes().Select(n => n.Id))}";
 
     /// <summary>One line for the console: who may do what.</summary>

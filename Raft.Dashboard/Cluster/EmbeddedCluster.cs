@@ -33,6 +33,9 @@ public sealed class EmbeddedCluster : INodeDirectory, IHostedService, IAsyncDisp
     public string DataDirectory => Path.GetFullPath(_options.DataDir);
     public IReadOnlyList<NodeEndpoint> Nodes => _layout.Nodes.Select(n => new NodeEndpoint(n.Id, n.GrpcUrl, n.HttpUrl)).ToList();
     public bool CanManageNodes => true;
+
+    /// <summary>Whether the cluster was found in its data folder at start (else it was made there).</summary>
+    public bool Recovered { get; private set; }
     public IReadOnlySet<string> Stopped => _layout.Nodes.Select(n => n.Id).Where(id => !_running.ContainsKey(id)).ToHashSet();
 
     public event Action? Changed;
@@ -45,7 +48,8 @@ public sealed class EmbeddedCluster : INodeDirectory, IHostedService, IAsyncDisp
         }
         Directory.CreateDirectory(DataDirectory);
         string layoutPath = Path.Combine(DataDirectory, LayoutFile);
-        if (File.Exists(layoutPath))
+        Recovered = File.Exists(layoutPath);
+        if (Recovered)
         {
             _layout = JsonSerializer.Deserialize<Layout>(await File.ReadAllTextAsync(layoutPath, cancellationToken))!;
         }
