@@ -89,7 +89,7 @@ public sealed class OperatorClock(ISharedClusterClock clock, AuthenticationState
         {
             audit.Record(new AuditRecord(DateTimeOffset.UtcNow, name, role, action, null, allowed, allowed ? "done" : "refused: only an operator may move the clock"));
         }
-        return allowed ? new ClockHold(name, DateTimeOffset.UtcNow, action, Holder: this) : null;
+        return allowed ? new ClockHold(name, DateTimeOffset.UtcNow, Holder: this) : null;
     }
 
     private (string Name, string Role) User()

@@ -46,7 +46,7 @@ public interface IClusterClock
 }
 
 /// <summary>Who stopped or slowed the cluster's clock: <see cref="Who"/> for the page, <see cref="Holder"/> (their page) to let go.</summary>
-public sealed record ClockHold(string Who, DateTimeOffset Since, string What, object? Holder = null);
+public sealed record ClockHold(string Who, DateTimeOffset Since, object? Holder = null);
 
 /// <summary>
 /// The one clock all pages share, with who holds it: a pause or a slowdown belongs to the page that made it, and is
@@ -120,7 +120,7 @@ public sealed class EmbeddedClusterClock : ISharedClusterClock, IDisposable
     public double Speed
     {
         get => Shared.Clock.Speed;
-        set => SetSpeed(value, new ClockHold("someone", DateTimeOffset.UtcNow, "slowed"));
+        set => SetSpeed(value, new ClockHold("someone", DateTimeOffset.UtcNow));
     }
 
     public TimeSpan TickInterval { get; }
@@ -144,14 +144,14 @@ public sealed class EmbeddedClusterClock : ISharedClusterClock, IDisposable
         }
     }
 
-    public void Pause() => Pause(new ClockHold("someone", DateTimeOffset.UtcNow, "paused"));
+    public void Pause() => Pause(new ClockHold("someone", DateTimeOffset.UtcNow));
 
     public void Pause(ClockHold by)
     {
         lock (_holdLock)
         {
             // The last to pause holds the pause (a scenario pausing a clock another page paused takes it over).
-            _pausedBy = by with { What = "paused" };
+            _pausedBy = by;
             Shared.Clock.Pause();
         }
     }
@@ -169,10 +169,9 @@ public sealed class EmbeddedClusterClock : ISharedClusterClock, IDisposable
     {
         lock (_holdLock)
         {
+            _slowedBy = speed < 1 ? by : null;
             Shared.Clock.Speed = Math.Clamp(speed, 0.05, 1);
-            _slowedBy = Shared.Clock.Speed < 1 ? by with { What = $"slowed to 1/{Math.Round(1 / Shared.Clock.Speed)}" } : null;
         }
-        Changed?.Invoke();
     }
 
     public string? Release(object holder)
@@ -193,12 +192,7 @@ public sealed class EmbeddedClusterClock : ISharedClusterClock, IDisposable
                 undone.Add("set the clock it had slowed back to real speed");
             }
         }
-        if (undone.Count == 0)
-        {
-            return null;
-        }
-        Changed?.Invoke();
-        return string.Join(" and ", undone);
+        return undone.Count == 0 ? null : string.Join(" and ", undone); // the clock said it changed
     }
 
     public void StepTick() => Shared.Clock.Step(TickInterval);

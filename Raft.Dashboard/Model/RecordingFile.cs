@@ -168,7 +168,7 @@ public static class RecordingFile
 /// starting at <see cref="From"/>, then <see cref="After"/>. A log window that slid (entries dropped at the front,
 /// appended at the back) and a timeline that grew at the front both come out as a few new items.
 /// </summary>
-public sealed record ListDelta<T>(int From, int Keep, IReadOnlyList<T>? Before = null, IReadOnlyList<T>? After = null)
+internal sealed record ListDelta<T>(int From, int Keep, IReadOnlyList<T>? Before = null, IReadOnlyList<T>? After = null)
 {
     public IReadOnlyList<T> Apply(IReadOnlyList<T> previous)
     {
@@ -187,7 +187,7 @@ public sealed record ListDelta<T>(int From, int Keep, IReadOnlyList<T>? Before =
     }
 }
 
-public static class ListDelta
+internal static class ListDelta
 {
     /// <summary>The delta that turns <paramref name="previous"/> into <paramref name="next"/> (items compared by value).</summary>
     public static ListDelta<T> Between<T>(IReadOnlyList<T> previous, IReadOnlyList<T> next)

@@ -1,6 +1,7 @@
 using Grpc.Core;
 using Grpc.Net.Client;
 using Raft.Dashboard.Cluster;
+using Raft.Engine.StateMachines;
 using Raft.Node.Client;
 using Raft.Node.Protocol;
 
@@ -95,8 +96,6 @@ public sealed class ClusterCommands(INodeDirectory directory, IClusterMonitor mo
     private List<string> Redirects(RaftClient client) =>
         client.LastRedirects.Select(r => string.Join(" -> ", r.Split(" -> ").Select(ServedBy))).ToList();
 
-    private static string Show(string? value) => Raft.Engine.StateMachines.ValueText.Show(value);
-
     /// <summary>A key's whole value, read through the leader (linearizable); null when the key is absent.</summary>
     public async Task<string?> ReadValueAsync(string key, CancellationToken cancellationToken = default)
     {
@@ -108,28 +107,28 @@ public sealed class ClusterCommands(INodeDirectory directory, IClusterMonitor mo
     {
         RaftClient client = Client;
         PutReply reply = await client.PutAsync(key, value);
-        return new CommandOutcome(true, reply.HasPrevious ? $"put {key}={Show(value)} (was {Show(reply.Previous)})" : $"put {key}={Show(value)}", reply.ServedBy, Redirects(client));
+        return new CommandOutcome(true, reply.HasPrevious ? $"put {key}={ValueText.Show(value)} (was {ValueText.Show(reply.Previous)})" : $"put {key}={ValueText.Show(value)}", reply.ServedBy, Redirects(client));
     });
 
     public Task<CommandOutcome> PutToAsync(string nodeId, string key, string value) => Guard(async () =>
     {
         // To this node only: a follower's refusal (with its leader) is the answer, not followed.
         PutReply reply = await new KeyValue.KeyValueClient(ChannelOf(nodeId)).PutAsync(new PutRequest { Key = key, Value = value }, deadline: DateTime.UtcNow.AddSeconds(10));
-        return new CommandOutcome(true, $"put {key}={Show(value)} at {nodeId}", reply.ServedBy);
+        return new CommandOutcome(true, $"put {key}={ValueText.Show(value)} at {nodeId}", reply.ServedBy);
     });
 
     public Task<CommandOutcome> GetAsync(string key) => Guard(async () =>
     {
         RaftClient client = Client;
         GetReply reply = await client.GetAsync(key);
-        return new CommandOutcome(true, reply.Found ? $"{key} = {Show(reply.Value)}" : $"{key} is not set", reply.ServedBy, Redirects(client));
+        return new CommandOutcome(true, reply.Found ? $"{key} = {ValueText.Show(reply.Value)}" : $"{key} is not set", reply.ServedBy, Redirects(client));
     });
 
     public Task<CommandOutcome> DeleteAsync(string key) => Guard(async () =>
     {
         RaftClient client = Client;
         DeleteReply reply = await client.DeleteAsync(key);
-        return new CommandOutcome(true, reply.Deleted ? $"deleted {key} (was {Show(reply.Previous)})" : $"{key} was not set", reply.ServedBy, Redirects(client));
+        return new CommandOutcome(true, reply.Deleted ? $"deleted {key} (was {ValueText.Show(reply.Previous)})" : $"{key} was not set", reply.ServedBy, Redirects(client));
     });
 
     public Task<CommandOutcome> CompareAndSwapAsync(string key, string? expected, string? value) => Guard(async () =>

@@ -494,6 +494,8 @@ public sealed class DashboardBrowserTests(DashboardFixture fixture) : IAsyncLife
         IBrowserContext other = await fixture.Browser.NewContextAsync(new BrowserNewContextOptions { ViewportSize = new ViewportSize { Width = 1400, Height = 1000 } });
         IPage page = await other.NewPageAsync();
         await page.GotoAsync(fixture.Url);
+        // Its circuit, not just the prerendered HTML (which already shows the leader): a click before it is lost.
+        await page.WaitForSelectorAsync("[data-testid=dashboard][data-interactive=true]", new PageWaitForSelectorOptions { Timeout = 30_000 });
         await WaitAsync(async () => await page.Locator("[data-testid^=node-][data-role=Leader]").CountAsync() == 1, "the other page live");
         await page.GetByTestId("scenario-leader-election").ClickAsync();
         await WaitAsync(async () => await page.GetByTestId("scenario-step").CountAsync() == 1, "the scenario started on the other page");
