@@ -185,6 +185,16 @@ internal sealed class CompareBenchmark(CompareOptions options)
             }
             leader = (await system.LeaderAsync(settle.Token))!.Value;
             await client.PutAsync($"failover-warm-{repetition}", value, settle.Token);
+            var seen = new List<TimelineEvent>();
+            var watchers = new List<IAsyncDisposable>();
+            foreach (int survivor in Enumerable.Range(0, 3).Where(m => m != leader))
+            {
+                if (await system.WatchElectionsAsync(survivor, e => { lock (seen) { seen.Add(e); } }) is { } watcher)
+                {
+                    watchers.Add(watcher);
+                }
+            }
+            DateTimeOffset killedAt = DateTimeOffset.UtcNow;
             long killed = Stopwatch.GetTimestamp();
             system.Kill(leader);
             using var done = new CancellationTokenSource(TimeSpan.FromSeconds(20));
@@ -208,11 +218,32 @@ internal sealed class CompareBenchmark(CompareOptions options)
                 await Task.WhenAny(first.Task, Task.Delay(5));
             }
             TimeSpan outage = first.Task.IsCompleted ? await first.Task : TimeSpan.FromSeconds(20);
+            string? route = client.LastRoute;
             await done.CancelAsync();
             await Task.WhenAll(probes);
+            await Task.Delay(300); // the hubs send changes in batches: let the last ones arrive
+            foreach (IAsyncDisposable watcher in watchers)
+            {
+                await watcher.DisposeAsync();
+            }
+            List<string> timeline;
+            lock (seen)
+            {
+                timeline = [.. seen.Where(e => e.At >= killedAt - TimeSpan.FromSeconds(1)).OrderBy(e => e.At)
+                    .Select(e => $"{(e.At - killedAt).TotalMilliseconds,6:F0} ms  {e.Member} {e.Text}")];
+            }
+            timeline.Insert(0, $"     0 ms  SIGKILL {system.MemberName(leader)} (the leader)");
+            timeline.Add($"{outage.TotalMilliseconds,6:F0} ms  first put acknowledged{(route != null ? $" ({route})" : "")}");
             TimeSpan restart = await system.RestartAsync(leader);
-            _failovers.Add(new FailoverResult(system.Name, repetition, outage.TotalMilliseconds, restart.TotalMilliseconds));
+            _failovers.Add(new FailoverResult(system.Name, repetition, outage.TotalMilliseconds, restart.TotalMilliseconds, timeline));
             Console.WriteLine($"  {system.Name} #{repetition}: first put acknowledged {outage.TotalMilliseconds:F0} ms after the kill; the killed member answered status {restart.TotalMilliseconds:F0} ms after its restart");
+            if (watchers.Count > 0)
+            {
+                foreach (string moment in timeline)
+                {
+                    Console.WriteLine($"      {moment}");
+                }
+            }
             await Task.Delay(1000);
         }
     }
@@ -297,7 +328,8 @@ internal sealed class CompareBenchmark(CompareOptions options)
 
 internal sealed record RoundResult(string System, string Workload, int Clients, int Round, double OpsPerSecond, double P50Ms, double P99Ms, long Errors, double NodeCpuSeconds, double ClientCpuSeconds);
 
-internal sealed record FailoverResult(string System, int Repetition, double OutageMs, double RestartToStatusMs);
+/// <summary>One failover; <paramref name="Timeline"/> is what the surviving members saw, in ms from the kill (their own clocks, on this machine).</summary>
+internal sealed record FailoverResult(string System, int Repetition, double OutageMs, double RestartToStatusMs, IReadOnlyList<string> Timeline);
 
 internal sealed record CompareOptions
 {

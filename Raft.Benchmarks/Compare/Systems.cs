@@ -3,8 +3,10 @@ using System.Globalization;
 using System.Text;
 using Google.Protobuf;
 using Grpc.Net.Client;
+using Microsoft.AspNetCore.SignalR.Client;
 using Raft.Benchmarks.Etcd;
 using Raft.Node.Client;
+using Raft.Node.Events;
 
 namespace Raft.Benchmarks.Compare;
 
@@ -14,7 +16,13 @@ internal interface IKvClient : IDisposable
     Task PutAsync(string key, string value, CancellationToken cancellationToken);
 
     Task GetAsync(string key, CancellationToken cancellationToken);
+
+    /// <summary>Where the last successful call went (after any redirect), if the client knows.</summary>
+    string? LastRoute => null;
 }
+
+/// <summary>One moment of a failover as a member saw it.</summary>
+internal sealed record TimelineEvent(string Member, DateTimeOffset At, string Kind, string Text);
 
 /// <summary>A three-member cluster of real processes on loopback, started fresh, that can lose and regain its leader.</summary>
 internal abstract class ClusterUnderTest : IAsyncDisposable
@@ -43,6 +51,15 @@ internal abstract class ClusterUnderTest : IAsyncDisposable
 
     /// <summary>Whether a member answers a status call (it is up and serving).</summary>
     public abstract Task<bool> AnswersAsync(int member, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Streams a member's election events (campaigns, votes, roles, leaders, with the member's own timestamps) to
+    /// <paramref name="seen"/> until disposed; null when the system has no such stream (etcd's is its log).
+    /// </summary>
+    public virtual Task<IAsyncDisposable?> WatchElectionsAsync(int member, Action<TimelineEvent> seen) => Task.FromResult<IAsyncDisposable?>(null);
+
+    /// <summary>The member's name in timelines.</summary>
+    public virtual string MemberName(int member) => $"m{member + 1}";
 
     public async Task StartAsync()
     {
@@ -227,9 +244,33 @@ internal sealed class RaftNodeCluster : ClusterUnderTest
         await client.AdminOf(_members[member].Grpc).GetStatusAsync(new Raft.Node.Protocol.StatusRequest(), cancellationToken: deadline.Token);
     });
 
+    public override string MemberName(int member) => _members[member].Id;
+
+    public override async Task<IAsyncDisposable?> WatchElectionsAsync(int member, Action<TimelineEvent> seen)
+    {
+        (string id, _, string http) = _members[member];
+        HubConnection hub = new HubConnectionBuilder().WithUrl(http.TrimEnd('/') + RaftHub.Path).Build();
+        hub.On<ChangeBatch>("Changes", batch =>
+        {
+            foreach (Change change in batch.Changes.Where(c => c.Kind is "campaign" or "vote" or "role" or "leader"))
+            {
+                seen(new TimelineEvent(id, change.At, change.Kind, change.Text));
+            }
+        });
+        await hub.StartAsync();
+        await hub.InvokeAsync<FullState>("GetState");
+        return hub;
+    }
+
     private sealed class Client(RaftClient client) : IKvClient
     {
-        public Task PutAsync(string key, string value, CancellationToken cancellationToken) => client.PutAsync(key, value, cancellationToken);
+        public async Task PutAsync(string key, string value, CancellationToken cancellationToken)
+        {
+            await client.PutAsync(key, value, cancellationToken);
+            LastRoute = client.LastRedirects.Count > 0 ? string.Join(", ", client.LastRedirects) : client.LastServedBy;
+        }
+
+        public string? LastRoute { get; private set; }
 
         public Task GetAsync(string key, CancellationToken cancellationToken) => client.GetAsync(key, stale: false, cancellationToken);
 

@@ -34,6 +34,8 @@ internal sealed class NodeLoop : IAsyncDisposable
     /// <summary>The Ready being carried out, and when it was taken.</summary>
     private Ready? _readyInHand;
     private long _readyTakenAt;
+    /// <summary>When this node last took an append or a snapshot from the leader it knows.</summary>
+    private DateTimeOffset? _lastHeardFromLeader;
     private readonly ITimer _ticker;
     private readonly Task _running;
     private volatile RaftNodeStatus _status;
@@ -136,7 +138,7 @@ internal sealed class NodeLoop : IAsyncDisposable
                     _snapshots.Start(core, stopping);
                 }
                 _admin.CompleteDecided(core.CommittedConfiguration, core.Term, core.LeaderId);
-                RaftNodeStatus after = RaftNodeStatus.Of(core);
+                RaftNodeStatus after = RaftNodeStatus.Of(core, _lastHeardFromLeader);
                 _status = after;
                 _answers.Release(); // only now, so that what callers read from Status is at least as new as their answer
                 foreach (RaftEvent change in StateChangeEvents.Between(before, after, _time.GetUtcNow()))
@@ -175,6 +177,10 @@ internal sealed class NodeLoop : IAsyncDisposable
                 break;
             case StepInput step:
                 core.Step(step.Message);
+                if (step.Message is AppendEntries or InstallSnapshot && step.Message.From == core.LeaderId)
+                {
+                    _lastHeardFromLeader = _time.GetUtcNow();
+                }
                 break;
             case ProposalInput proposal:
                 _proposals.Propose(core, proposal);
@@ -261,7 +267,7 @@ internal sealed class NodeLoop : IAsyncDisposable
             return;
         }
         // Mid-batch the core has not counted what was just applied: the status says it, so callers see their write.
-        RaftNodeStatus status = RaftNodeStatus.Of(core);
+        RaftNodeStatus status = RaftNodeStatus.Of(core, _lastHeardFromLeader);
         _status = status.AppliedIndex < _lastApplied ? status with { AppliedIndex = _lastApplied } : status;
         _answers.Release();
     }

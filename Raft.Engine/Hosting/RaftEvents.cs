@@ -42,6 +42,13 @@ public sealed record SnapshotInstalled(string NodeId, DateTimeOffset At, long In
     public TimeSpan Duration { get; init; }
 }
 
+/// <summary>
+/// This node began a campaign: a pre-vote round (<paramref name="PreVote"/>, the term not yet raised) or an election in
+/// <paramref name="Term"/>. <paramref name="LastHeardFromLeader"/> is when it last heard from the leader it knew: the
+/// start of a failover, as this node saw it.
+/// </summary>
+public sealed record CampaignStarted(string NodeId, DateTimeOffset At, long Term, bool PreVote, DateTimeOffset? LastHeardFromLeader) : RaftEvent(NodeId, At);
+
 /// <summary>The configuration in force changed (it takes effect when appended; <see cref="Committed"/> says if it is committed yet).</summary>
 public sealed record ConfigurationChanged(string NodeId, DateTimeOffset At, ClusterConfiguration Configuration, bool Committed) : RaftEvent(NodeId, At);
 
@@ -74,6 +81,9 @@ public sealed record RaftNodeStatus(
     string? TransferTarget,
     string? CatchingUp)
 {
+    /// <summary>When this node last took an append or a snapshot from the leader it knew (null: not since it started).</summary>
+    public DateTimeOffset? LastHeardFromLeader { get; init; }
+
     /// <summary>Peer messages the core dropped by its sender rules (see <see cref="RaftCore.RefusedMessages"/>).</summary>
     public long RefusedMessages { get; init; }
 
@@ -83,12 +93,13 @@ public sealed record RaftNodeStatus(
     /// <inheritdoc cref="RaftCore.ElectionsStarted"/>
     public long ElectionsStarted { get; init; }
 
-    internal static RaftNodeStatus Of(RaftCore core) => new(
+    internal static RaftNodeStatus Of(RaftCore core, DateTimeOffset? lastHeardFromLeader = null) => new(
         core.Id, core.Role, core.Term, core.VotedFor, core.LeaderId, core.CommitIndex, core.AppliedIndex,
         core.FirstIndex, core.LastIndex, core.LastTerm, core.ElectionElapsed, core.ElectionTimeout, core.Followers,
         core.SnapshotIndex, core.LatestSnapshot?.Metadata.Term ?? 0, core.LatestSnapshot?.Data.Length ?? 0,
         core.Configuration, core.CommittedConfiguration, core.TransferTarget, core.CatchingUp)
     {
+        LastHeardFromLeader = lastHeardFromLeader,
         RefusedMessages = core.RefusedMessages,
         PreVotesStarted = core.PreVotesStarted,
         ElectionsStarted = core.ElectionsStarted,

@@ -10,6 +10,14 @@ internal static class StateChangeEvents
         {
             yield return new TermChanged(id, now, after.Term);
         }
+        if (after.PreVotesStarted > before.PreVotesStarted)
+        {
+            yield return new CampaignStarted(id, now, before.Term + 1, PreVote: true, before.LastHeardFromLeader);
+        }
+        if (after.ElectionsStarted > before.ElectionsStarted)
+        {
+            yield return new CampaignStarted(id, now, after.Term, PreVote: false, before.LastHeardFromLeader);
+        }
         if (after.VotedFor != null && (after.VotedFor != before.VotedFor || after.Term != before.Term))
         {
             yield return new VoteCast(id, now, after.Term, after.VotedFor);

@@ -186,6 +186,8 @@ public sealed class EventStreamer(ClusterMember member, IHubContext<RaftHub> hub
     {
         TermChanged t => new Change(Next(), t.At, "term", $"term {t.Term}", Term: t.Term),
         VoteCast v => new Change(Next(), v.At, "vote", $"voted for {v.VotedFor} in term {v.Term}", Term: v.Term, LeaderId: v.VotedFor),
+        CampaignStarted c => new Change(Next(), c.At, "campaign", $"{(c.PreVote ? "pre-vote" : "election")} for term {c.Term}" +
+            (c.LastHeardFromLeader is { } heard ? $", {(c.At - heard).TotalMilliseconds:F0} ms after it last heard from the leader" : ""), Term: c.Term),
         RoleChanged r => new Change(Next(), r.At, "role", $"became {r.Role} in term {r.Term}", Term: r.Term, Role: r.Role.ToString()),
         LeaderChanged l => new Change(Next(), l.At, "leader", l.LeaderId is null ? $"no leader known (term {l.Term})" : $"leader is {l.LeaderId} (term {l.Term})", Term: l.Term, LeaderId: l.LeaderId),
         SnapshotTaken s => new Change(Next(), s.At, "snapshot-taken", $"snapshot at {s.Index} ({s.Bytes} bytes)", Term: s.Term, Index: s.Index),

@@ -36,7 +36,7 @@ public sealed record LogEntryView(long Index, long Term, string Kind, string Sum
 public sealed record FullState(long Seq, StatusView Status, IReadOnlyList<LogEntryView> LogTail);
 
 /// <summary>
-/// One change. Kinds: term, vote, role, leader, appended (Entries; FromIndex below the previous last index means the
+/// One change. Kinds: term, campaign (a pre-vote round or an election began), vote, role, leader, appended (Entries; FromIndex below the previous last index means the
 /// log was truncated there first), commit, applied, snapshot-taken, snapshot-installed, configuration, faults, abandoned,
 /// and, when traced, message-sent and message-received.
 /// </summary>

@@ -275,6 +275,25 @@ public sealed class NodePartsTests
         Assert.Empty(StateChangeEvents.Between(after, after, now));
     }
 
+    [Fact]
+    public void A_campaign_is_told_with_when_the_node_last_heard_from_its_leader_before_its_term_moves()
+    {
+        DateTimeOffset heard = _time.GetUtcNow();
+        RaftNodeStatus follower = Status(Role.Follower, term: 3, votedFor: null, leader: "n2") with { LastHeardFromLeader = heard };
+        _time.Advance(TimeSpan.FromMilliseconds(190));
+        DateTimeOffset now = _time.GetUtcNow();
+        RaftNodeStatus preCandidate = Status(Role.PreCandidate, term: 3, votedFor: null, leader: null) with { PreVotesStarted = 1, LastHeardFromLeader = heard };
+        RaftNodeStatus candidate = preCandidate with { Role = Role.Candidate, Term = 4, VotedFor = "n1", ElectionsStarted = 1 };
+
+        List<RaftEvent> preVote = [.. StateChangeEvents.Between(follower, preCandidate, now)];
+        Assert.Equal(new CampaignStarted("n1", now, 4, PreVote: true, heard), preVote[0]);
+        Assert.DoesNotContain(preVote, e => e is TermChanged); // a pre-vote does not raise the term
+
+        // Won in the same batch: both rounds are told, the pre-vote first, each naming the term it was for.
+        List<CampaignStarted> both = [.. StateChangeEvents.Between(follower, candidate, now).OfType<CampaignStarted>()];
+        Assert.Equal([(4L, true), (4L, false)], both.Select(c => (c.Term, c.PreVote)));
+    }
+
     private static RaftNodeStatus Status(Role role, long term, string? votedFor, string? leader) =>
         new("n1", role, term, votedFor, leader, 0, 0, 1, 0, 0, 0, 10, [], 0, 0, 0, ClusterConfiguration.Empty, ClusterConfiguration.Empty, null, null);
 }
