@@ -77,6 +77,10 @@ internal sealed class AdminRequests(string nodeId, TimeProvider time, TimeSpan p
     /// <summary>Answers the requests whose outcome the core's state now shows, and fails those a new term overtook.</summary>
     public void CompleteDecided(ClusterConfiguration committed, long term, string? leaderId)
     {
+        if (_accepted.Count == 0)
+        {
+            return; // the common case, on every pass of the loop
+        }
         foreach (var pending in _accepted.ToList())
         {
             string id = pending.Input.ServerId;

@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Threading.Channels;
 using Raft.Engine.Consensus;
 using Raft.Engine.Log;
@@ -51,11 +52,11 @@ internal sealed class NodeInbox(string nodeId, int maxRequests, int maxMessages)
 
     public ValueTask<bool> WaitAsync(CancellationToken cancellationToken) => _channel.Reader.WaitToReadAsync(cancellationToken);
 
-    public bool TryTake(out NodeInput input)
+    public bool TryTake([NotNullWhen(true)] out NodeInput? input)
     {
         if (!_channel.Reader.TryRead(out NodeInput? taken))
         {
-            input = TickInput.Instance;
+            input = null;
             return false;
         }
         if (taken is RequestInput)

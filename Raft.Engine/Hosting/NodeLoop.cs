@@ -119,7 +119,7 @@ internal sealed class NodeLoop : IAsyncDisposable
             {
                 RaftNodeStatus before = _status;
                 // Take everything that is waiting: proposals that arrive together go out and to disk together.
-                for (int taken = 0; taken < 4096 && _inbox.TryTake(out NodeInput input); taken++)
+                for (int taken = 0; taken < 4096 && _inbox.TryTake(out NodeInput? input); taken++)
                 {
                     Feed(core, input, stopping);
                 }
@@ -141,10 +141,7 @@ internal sealed class NodeLoop : IAsyncDisposable
                 RaftNodeStatus after = RaftNodeStatus.Of(core, _lastHeardFromLeader);
                 _status = after;
                 _answers.Release(); // only now, so that what callers read from Status is at least as new as their answer
-                foreach (RaftEvent change in StateChangeEvents.Between(before, after, _time.GetUtcNow()))
-                {
-                    Raise(change);
-                }
+                StateChangeEvents.Raise(before, after, _time.GetUtcNow(), _raise);
             }
         }
         catch (Exception e) when (e is not OperationCanceledException && !_crashed)
@@ -272,7 +269,7 @@ internal sealed class NodeLoop : IAsyncDisposable
         _answers.Release();
     }
 
-        private void FailAllWaiters(Exception reason)
+    private void FailAllWaiters(Exception reason)
     {
         _answers.Release(); // answers that were already decided still go out
         _proposals.FailAll(reason);

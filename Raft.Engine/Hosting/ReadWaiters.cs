@@ -18,8 +18,6 @@ internal sealed class ReadWaiters(string nodeId, TimeProvider time, TimeSpan tim
     private readonly Dictionary<long, DateTimeOffset> _askedAt = [];
     private long _lastRequestId;
 
-    public int AwaitingIndex => _awaitingIndex.Count;
-
     public int AwaitingApply => _awaitingApply.Count;
 
     /// <summary>Registers a read; the caller asks the core for an index under the returned request id.</summary>
@@ -36,6 +34,10 @@ internal sealed class ReadWaiters(string nodeId, TimeProvider time, TimeSpan tim
     /// <summary>The reads that have waited for their index the ask-again interval since they last asked; each is marked asked now.</summary>
     public IReadOnlyList<long> DueToAskAgain()
     {
+        if (_askedAt.Count == 0)
+        {
+            return []; // the common case, on every tick of every follower
+        }
         DateTimeOffset now = time.GetUtcNow();
         List<long> due = [.. _askedAt.Where(r => now - r.Value >= askAgainEvery).Select(r => r.Key)];
         foreach (long requestId in due)
