@@ -39,6 +39,8 @@ internal sealed class NodeLoop : IAsyncDisposable
     private readonly ITimer _ticker;
     private readonly Task _running;
     private volatile RaftNodeStatus _status;
+    /// <summary>Completed (and replaced) when the leader in <see cref="Status"/> changes, and when the loop ends.</summary>
+    private TaskCompletionSource _leaderChanged = NewSignal();
     private volatile Exception? _failure;
     private volatile StorageFullException? _storageFull;
     private volatile bool _crashed;
@@ -70,6 +72,42 @@ internal sealed class NodeLoop : IAsyncDisposable
     private string Id => _options.Id;
 
     public RaftNodeStatus Status => _status;
+
+    private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    private void SignalLeaderChanged() => Interlocked.Exchange(ref _leaderChanged, NewSignal()).TrySetResult();
+
+    /// <summary>
+    /// The status once it names a leader, or as it is after <paramref name="patience"/> (or when the loop ends).
+    /// Written by the loop and read here without a lock: the signal is read before the status, and the loop swaps it
+    /// only after publishing the status, so a change between the two reads completes the signal held.
+    /// </summary>
+    public async Task<RaftNodeStatus> LeaderNamedAsync(TimeSpan patience, CancellationToken cancellationToken)
+    {
+        using var giveUp = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        Task expired = Task.Delay(patience, _time, giveUp.Token);
+        try
+        {
+            while (true)
+            {
+                Task changed = Volatile.Read(ref _leaderChanged).Task;
+                RaftNodeStatus status = _status;
+                if (status.LeaderId != null || _running.IsCompleted || _failure != null)
+                {
+                    return status;
+                }
+                if (await Task.WhenAny(changed, expired) == expired)
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                    return _status;
+                }
+            }
+        }
+        finally
+        {
+            await giveUp.CancelAsync(); // the delay's timer goes with it
+        }
+    }
 
     /// <inheritdoc cref="RaftNode.Completion"/>
     public Task Running => _running;
@@ -140,6 +178,10 @@ internal sealed class NodeLoop : IAsyncDisposable
                 _admin.CompleteDecided(core.CommittedConfiguration, core.Term, core.LeaderId);
                 RaftNodeStatus after = RaftNodeStatus.Of(core, _lastHeardFromLeader);
                 _status = after;
+                if (after.LeaderId != before.LeaderId)
+                {
+                    SignalLeaderChanged();
+                }
                 _answers.Release(); // only now, so that what callers read from Status is at least as new as their answer
                 StateChangeEvents.Raise(before, after, _time.GetUtcNow(), _raise);
             }
@@ -272,6 +314,7 @@ internal sealed class NodeLoop : IAsyncDisposable
     private void FailAllWaiters(Exception reason)
     {
         _answers.Release(); // answers that were already decided still go out
+        SignalLeaderChanged(); // writes waiting for a leader see the node end
         _proposals.FailAll(reason);
         _reads.FailAll(reason);
         _admin.FailAll(reason);

@@ -113,14 +113,15 @@ public sealed class RaftNode : IAsyncDisposable
     /// </summary>
     public async Task<byte[]> ProposeAsync(byte[] command, CancellationToken cancellationToken = default)
     {
-        if (StorageProblem is { } full)
-        {
-            throw full; // nothing was proposed: the caller may retry when the node's disk has room again
-        }
         WriteTrace? trace = WriteTrace.Begin(Id);
         using Activity? span = trace?.Write;
         try
         {
+            await RequireLeaderAsync(cancellationToken);
+            if (StorageProblem is { } full)
+            {
+                throw full; // nothing was proposed: the caller may retry when the node's disk has room again
+            }
             var proposal = new ProposalInput(command, trace);
             Enqueue(proposal);
             return await proposal.Completion.Task.WaitAsync(cancellationToken);
@@ -131,6 +132,33 @@ public sealed class RaftNode : IAsyncDisposable
             span.SetTag("error.type", e.GetType().Name);
             throw;
         }
+    }
+
+    /// <summary>
+    /// Writes are taken only by the leader. A server that knows the leader refuses at once, from its last status and
+    /// without queueing behind its loop (during a failover clients knock often). One that knows none waits until an
+    /// election names one (<see cref="RaftNodeOptions.LeaderWait"/>), so that its refusal can say where to go instead
+    /// of sending the client round the members while the election runs.
+    /// </summary>
+    private async Task RequireLeaderAsync(CancellationToken cancellationToken)
+    {
+        NodeLoop loop = _loop ?? throw new InvalidOperationException("the node has not started");
+        RaftNodeStatus status = loop.Status;
+        if (status.Role == Role.Leader)
+        {
+            return;
+        }
+        TimeSpan patience = _options.LeaderWait ?? _options.TickInterval * (2 * _options.Raft.ElectionTicks);
+        if (status.LeaderId is null && patience > TimeSpan.Zero)
+        {
+            status = await loop.LeaderNamedAsync(patience, cancellationToken);
+            if (status.Role == Role.Leader)
+            {
+                return;
+            }
+        }
+        throw new NotLeaderException(Id, status.LeaderId,
+            status.LeaderId is null && patience > TimeSpan.Zero ? $"{Id} is not the leader and knows no leader: none was elected within {patience.TotalMilliseconds:F0} ms" : null);
     }
 
     /// <summary>

@@ -36,6 +36,13 @@ public sealed record RaftNodeOptions
     /// </summary>
     public TimeSpan ReadIndexTimeout { get; init; } = TimeSpan.FromSeconds(3);
 
+    /// <summary>
+    /// How long a write to a server that knows no leader (an election is running) waits for one to be named before it
+    /// is refused; then it is refused with the new leader's name, or taken here if this server won. Null: the longest
+    /// election timeout (twice <see cref="RaftOptions.ElectionTicks"/> ticks); zero: refused at once.
+    /// </summary>
+    public TimeSpan? LeaderWait { get; init; }
+
     /// <summary>Seed of the core's random source (election timeouts); null picks one.</summary>
     public int? RandomSeed { get; init; }
 }

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Grpc.Core;
 using Grpc.Net.Client;
 using Raft.Node.Protocol;
@@ -15,7 +16,6 @@ public sealed class RaftClient : IDisposable
     private readonly Dictionary<string, GrpcChannel> _channels = new(StringComparer.Ordinal);
     private readonly List<string> _endpoints;
     private readonly Lock _lock = new();
-    private string? _preferred;
 
     /// <param name="name">
     /// What the client calls itself in session ids ("dashboard"). Every instance adds a random part of its own: two
@@ -164,35 +164,95 @@ public sealed class RaftClient : IDisposable
         public int Uncertain { get; set; }
     }
 
+    /// <summary>
+    /// What this client's calls learned about the cluster, shared by all of them: the endpoint that last served a call
+    /// (the leader, as far as anyone knows), endpoints whose connection failed lately, and a signal completed whenever a
+    /// call is served, so that calls waiting out a failover go to the new leader as soon as one of them finds it.
+    /// </summary>
+    private string? _leader;
+    private readonly Dictionary<string, long> _unreachableSince = new(StringComparer.Ordinal);
+    private TaskCompletionSource _served = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>How long an endpoint whose connection failed is passed over (and a redirect to it taken as "no leader").</summary>
+    private static readonly TimeSpan UnreachableFor = TimeSpan.FromMilliseconds(250);
+
+    private bool IsUnreachable(string endpoint)
+    {
+        lock (_lock)
+        {
+            return _unreachableSince.TryGetValue(endpoint, out long since) && Stopwatch.GetElapsedTime(since) < UnreachableFor;
+        }
+    }
+
+    private string? KnownLeader()
+    {
+        lock (_lock)
+        {
+            return _leader;
+        }
+    }
+
+    private void Served(string endpoint)
+    {
+        TaskCompletionSource served;
+        lock (_lock)
+        {
+            _leader = endpoint;
+            _unreachableSince.Remove(endpoint);
+            served = _served;
+            _served = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        }
+        served.TrySetResult();
+    }
+
+    /// <summary>The next endpoint after <paramref name="from"/> not tried in this round, reachable ones first; null when all were tried.</summary>
+    private string? NextUntried(string from, HashSet<string> tried)
+    {
+        int start = _endpoints.IndexOf(from);
+        var untried = Enumerable.Range(1, _endpoints.Count).Select(i => _endpoints[(start + i) % _endpoints.Count]).Where(e => !tried.Contains(e)).ToList();
+        return untried.FirstOrDefault(e => !IsUnreachable(e)) ?? untried.FirstOrDefault();
+    }
+
+    /// <summary>
+    /// Runs <paramref name="call"/> on the leader. It starts at the leader last known (to any call of this client),
+    /// follows redirects, and tries every endpoint once per round. A redirect to an endpoint whose connection just
+    /// failed counts as "no leader": the member naming it has not noticed yet that it is gone (members that know no
+    /// leader hold the call until an election names one). After a round without an answer the call waits, 10 ms
+    /// doubling to 100 ms, or less if another call finds the leader first.
+    /// </summary>
     private async Task<T> CallAsync<T>(Func<GrpcChannel, Task<T>> call, CancellationToken cancellationToken, Attempts? attempts = null)
     {
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(Timeout);
         var redirects = new List<string>();
-        string endpoint;
-        lock (_lock)
-        {
-            endpoint = _preferred ?? _endpoints[0];
-        }
+        var tried = new HashSet<string>(StringComparer.Ordinal);
+        string endpoint = KnownLeader() ?? _endpoints.FirstOrDefault(e => !IsUnreachable(e)) ?? _endpoints[0];
         RpcException? last = null;
-        for (int attempt = 0; !deadline.IsCancellationRequested; attempt++)
+        for (int waits = 0; !deadline.IsCancellationRequested;)
         {
+            Task anotherServed;
+            lock (_lock)
+            {
+                anotherServed = _served.Task;
+            }
+            tried.Add(endpoint);
             try
             {
                 T reply = await call(ChannelFor(endpoint));
-                lock (_lock)
-                {
-                    _preferred = endpoint;
-                }
+                Served(endpoint);
                 LastServedBy = endpoint;
                 LastRedirects = redirects;
                 return reply;
             }
             catch (RpcException e) when (e.StatusCode == StatusCode.FailedPrecondition && e.Trailers.GetValue(RpcErrors.LeaderAddressTrailer) is { } leader)
             {
-                redirects.Add($"{endpoint} -> {leader}");
-                endpoint = leader;
                 last = e;
+                if (!tried.Contains(leader) && !IsUnreachable(leader))
+                {
+                    redirects.Add($"{endpoint} -> {leader}");
+                    endpoint = leader;
+                    continue;
+                }
             }
             catch (RpcException e) when (e.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded or StatusCode.Aborted)
             {
@@ -201,23 +261,32 @@ public sealed class RaftClient : IDisposable
                 {
                     attempts.Uncertain++;
                 }
-                endpoint = _endpoints[(_endpoints.IndexOf(endpoint) + 1 + _endpoints.Count) % _endpoints.Count];
-                // A dead member or one without a leader: try the next one at once; back off only after a full
-                // round, so that a failover costs the election, not the client's waiting.
-                int rounds = (attempt + 1) / _endpoints.Count;
-                if ((attempt + 1) % _endpoints.Count != 0)
+                if (e.Status.DebugException != null)
                 {
-                    continue;
-                }
-                try
-                {
-                    await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(20 * rounds, 500)), deadline.Token);
-                }
-                catch (OperationCanceledException)
-                {
-                    break;
+                    // Raised here, not sent by a server: the connection failed.
+                    lock (_lock)
+                    {
+                        _unreachableSince[endpoint] = Stopwatch.GetTimestamp();
+                    }
                 }
             }
+            if (NextUntried(endpoint, tried) is { } next)
+            {
+                endpoint = next;
+                continue;
+            }
+            // Every member was asked and none is (or names) a leader this client can reach: an election is running.
+            tried.Clear();
+            TimeSpan pause = TimeSpan.FromMilliseconds(Math.Min(10 << Math.Min(waits++, 4), 100) * (0.75 + 0.5 * Random.Shared.NextDouble()));
+            try
+            {
+                await Task.WhenAny(anotherServed, Task.Delay(pause, deadline.Token));
+            }
+            catch (OperationCanceledException)
+            {
+                break;
+            }
+            endpoint = (anotherServed.IsCompleted ? KnownLeader() : null) ?? NextUntried(endpoint, tried) ?? endpoint;
         }
         throw last ?? new RpcException(new Status(StatusCode.DeadlineExceeded, "no answer in time"));
     }

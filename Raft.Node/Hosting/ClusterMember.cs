@@ -140,6 +140,14 @@ public sealed class ClusterMember : IHostedService, IAsyncDisposable
         _node.EventRaised += _metrics.Count;
         _metrics.Observe(() => _node?.Status);
         await _node.StartAsync(cancellationToken);
+        _node.EventRaised += e =>
+        {
+            if (e is ConfigurationChanged c)
+            {
+                Transport.Connect(c.Configuration.Voters.Concat(c.Configuration.Learners));
+            }
+        };
+        Transport.Connect(_node.Status.Configuration.Voters.Concat(_node.Status.Configuration.Learners));
         _ = WatchAsync(_node);
         _logger.LogInformation("node {Node} started: {Options}; term {Term}, {Entries} entries, members {Members}",
             Id, Options, existing.HardState.Term, existing.Entries.Count, string.Join(",", _bootstrap.Select(m => $"{m.Key}={m.Value}")));

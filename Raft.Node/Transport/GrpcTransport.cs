@@ -119,20 +119,42 @@ public sealed class GrpcTransport : ITransport, IAsyncDisposable
 
     private void Transmit(RaftMessage message)
     {
-        if (Volatile.Read(ref _disposed) == 1)
+        if (LinkTo(message.To) is { } link)
         {
-            return;
+            link.Enqueue(message);
         }
-        string? address = _addressOf(message.To) ?? _learned.GetValueOrDefault(message.To);
-        if (address is null)
+        else
         {
             _logger.LogDebug("no address for {Peer}; dropping {Kind}", message.To, ProtoMapping.KindOf(message));
-            return;
         }
-        PeerLink link = _links.AddOrUpdate(message.To,
-            peer => new PeerLink(this, peer, address),
-            (peer, existing) => existing.Address == address ? existing : Replace(existing, new PeerLink(this, peer, address)));
-        link.Enqueue(message);
+    }
+
+    private PeerLink? LinkTo(string peer)
+    {
+        if (Volatile.Read(ref _disposed) == 1 || (_addressOf(peer) ?? _learned.GetValueOrDefault(peer)) is not { } address)
+        {
+            return null;
+        }
+        return _links.AddOrUpdate(peer,
+            id => new PeerLink(this, id, address),
+            (id, existing) => existing.Address == address ? existing : Replace(existing, new PeerLink(this, id, address)));
+    }
+
+    /// <summary>
+    /// Opens the streams to <paramref name="peers"/> now and keeps them open, instead of on the first message. A follower
+    /// sends another follower nothing until an election, and the first vote request then paid for a connection, a TLS
+    /// handshake and a stream (and, in a process just started, for their code being compiled) while the cluster had no
+    /// leader.
+    /// </summary>
+    public void Connect(IEnumerable<string> peers)
+    {
+        foreach (string peer in peers)
+        {
+            if (peer != _self)
+            {
+                LinkTo(peer)?.OpenNow();
+            }
+        }
     }
 
     private static PeerLink Replace(PeerLink old, PeerLink replacement)
@@ -172,6 +194,8 @@ public sealed class GrpcTransport : ITransport, IAsyncDisposable
         private readonly Peer.PeerClient _client;
         private readonly Channel<RaftMessage> _queue = Channel.CreateBounded<RaftMessage>(new BoundedChannelOptions(8192) { FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true });
         private readonly Task _loop;
+        /// <summary>Set: the stream is opened (and reopened) without waiting for a message to send.</summary>
+        private readonly TaskCompletionSource _eager = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
         public PeerLink(GrpcTransport transport, string peer, string address)
         {
@@ -195,6 +219,8 @@ public sealed class GrpcTransport : ITransport, IAsyncDisposable
 
         public string Address { get; }
 
+        public void OpenNow() => _eager.TrySetResult();
+
         public void Enqueue(RaftMessage message)
         {
             TimeSpan delay = _transport._faults.Delay();
@@ -215,9 +241,13 @@ public sealed class GrpcTransport : ITransport, IAsyncDisposable
             {
                 try
                 {
-                    if (!await _queue.Reader.WaitToReadAsync(stopping))
+                    if (!_eager.Task.IsCompleted)
                     {
-                        return; // closed
+                        Task<bool> queued = _queue.Reader.WaitToReadAsync(stopping).AsTask();
+                        if (await Task.WhenAny(queued, _eager.Task) == queued && !await queued)
+                        {
+                            return; // closed
+                        }
                     }
                     var headers = new Metadata { { SenderIdHeader, _transport._self } };
                     if ((_transport._addressOf(_transport._self) ?? _transport._selfUrl) is { } own)
@@ -229,6 +259,11 @@ public sealed class GrpcTransport : ITransport, IAsyncDisposable
                         headers.Add(SenderClientAddressHeader, client);
                     }
                     using AsyncClientStreamingCall<PeerBatch, PeerAck> call = _client.Stream(headers, cancellationToken: stopping);
+                    if (_eager.Task.IsCompleted)
+                    {
+                        await call.RequestStream.WriteAsync(new PeerBatch(), stopping); // the stream exists at both ends now
+                        backoff = FirstBackoff;
+                    }
                     while (await _queue.Reader.WaitToReadAsync(stopping))
                     {
                         batch.Messages.Clear();

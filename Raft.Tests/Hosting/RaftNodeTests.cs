@@ -159,6 +159,45 @@ public sealed class RaftNodeTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_write_to_a_server_that_knows_no_leader_waits_for_the_election_and_then_names_the_winner()
+    {
+        // Before, it was refused at once naming no one: during a failover a client could only go round the members
+        // and knock again, competing with the election it waits for.
+        RaftNode first = await StartAsync("n1", tweak: o => o with { LeaderWait = TimeSpan.FromSeconds(30) });
+        Assert.Null(first.Status.LeaderId);
+        Task<byte[]> write = first.ProposeAsync(KvCommand.Put("k", "v").Encode());
+        await StartAsync("n2");
+        await StartAsync("n3");
+        RaftNode leader = await WaitForLeaderAsync();
+
+        try
+        {
+            KvResult taken = KvResult.Decode(await write.WaitAsync(TimeSpan.FromSeconds(10)));
+            Assert.Equal(first.Id, leader.Id); // taken only by the winner
+            Assert.Equal(KvStatus.Ok, taken.Status);
+        }
+        catch (NotLeaderException refused)
+        {
+            Assert.Equal(leader.Id, refused.LeaderHint);
+        }
+    }
+
+    [Fact]
+    public async Task A_write_to_a_server_that_knows_no_leader_is_refused_once_its_patience_runs_out()
+    {
+        var clock = new FakeTimeProvider();
+        RaftNode alone = await StartAsync("n1", time: clock, tweak: o => o with { LeaderWait = TimeSpan.FromMilliseconds(200) });
+        Task<byte[]> write = alone.ProposeAsync(KvCommand.Put("k", "v").Encode());
+        clock.Advance(TimeSpan.FromMilliseconds(199));
+        Assert.False(write.IsCompleted);
+
+        clock.Advance(TimeSpan.FromMilliseconds(1));
+        var refused = await Assert.ThrowsAsync<NotLeaderException>(() => write.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Null(refused.LeaderHint);
+        Assert.Contains("none was elected within 200 ms", refused.Message);
+    }
+
+    [Fact]
     public async Task Writes_a_deposed_leader_accepted_are_answered_as_dropped_even_when_it_leads_again_and_reuses_their_indexes()
     {
         foreach (string id in Members)
