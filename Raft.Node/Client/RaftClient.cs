@@ -205,6 +205,15 @@ public sealed class RaftClient : IDisposable
         served.TrySetResult();
     }
 
+    /// <summary>
+    /// Raised by the channel, not sent by a server: the endpoint could not be reached. A channel waiting out its
+    /// reconnection backoff fails calls with the status of its last attempt, without the exception that caused it.
+    /// </summary>
+    private static bool ConnectionFailed(RpcException e) =>
+        e.StatusCode == StatusCode.Unavailable && (e.Status.DebugException is not null
+            || e.Status.Detail.StartsWith("Error connecting to subchannel", StringComparison.Ordinal)
+            || e.Status.Detail.StartsWith("Error starting gRPC call", StringComparison.Ordinal));
+
     /// <summary>The next endpoint after <paramref name="from"/> not tried in this round, reachable ones first; null when all were tried.</summary>
     private string? NextUntried(string from, HashSet<string> tried)
     {
@@ -261,9 +270,8 @@ public sealed class RaftClient : IDisposable
                 {
                     attempts.Uncertain++;
                 }
-                if (e.Status.DebugException != null)
+                if (ConnectionFailed(e))
                 {
-                    // Raised here, not sent by a server: the connection failed.
                     lock (_lock)
                     {
                         _unreachableSince[endpoint] = Stopwatch.GetTimestamp();
@@ -320,7 +328,13 @@ public static class ChannelOptions
     public static GrpcChannelOptions For(string endpoint, string? token, string? caFile)
     {
         HttpMessageHandler handler = Handler(caFile);
-        var options = new GrpcChannelOptions { HttpHandler = handler };
+        var options = new GrpcChannelOptions
+        {
+            HttpHandler = handler,
+            // gRPC's default (1 s doubling to 120 s) would keep a restarted member out of reach long after it is back.
+            InitialReconnectBackoff = TimeSpan.FromMilliseconds(50),
+            MaxReconnectBackoff = TimeSpan.FromSeconds(1),
+        };
         if (token != null)
         {
             var bearer = CallCredentials.FromInterceptor((_, metadata) =>

@@ -88,6 +88,10 @@ public sealed class PeerService(ClusterMember member, Metrics.NodeMetrics metric
         {
             member.Transport.LearnClientAddress(sender, clientAddress);
         }
+        if (sender != null)
+        {
+            member.Transport.PeerIsUp(sender);
+        }
         using var reading = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, lifetime.ApplicationStopping);
         try
         {

@@ -141,6 +141,19 @@ public sealed class GrpcTransport : ITransport, IAsyncDisposable
     }
 
     /// <summary>
+    /// <paramref name="peer"/> opened a stream to this node: it is up, so a link to it waiting out its reconnection
+    /// backoff tries again now. A restarted member is otherwise left unreached for up to the longest backoff, and a
+    /// follower does not notice (it sends nothing) until the next election needs its vote to get through.
+    /// </summary>
+    public void PeerIsUp(string peer)
+    {
+        if (_links.TryGetValue(peer, out PeerLink? link))
+        {
+            link.RetryNow();
+        }
+    }
+
+    /// <summary>
     /// Opens the streams to <paramref name="peers"/> now and keeps them open, instead of on the first message. A follower
     /// sends another follower nothing until an election, and the first vote request then paid for a connection, a TLS
     /// handshake and a stream (and, in a process just started, for their code being compiled) while the cluster had no
@@ -187,7 +200,12 @@ public sealed class GrpcTransport : ITransport, IAsyncDisposable
         private const int MaxMessagesPerBatch = 256;
         private const long MaxBatchBytes = 4 * 1024 * 1024;
         private static readonly TimeSpan FirstBackoff = TimeSpan.FromMilliseconds(10);
-        private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(1);
+        /// <summary>
+        /// Short: a follower sends its peers nothing between elections, so a link left waiting is found out only when an
+        /// election needs it (votes queued behind a one-second backoff made elections fail for a second). A refused
+        /// connection costs little.
+        /// </summary>
+        private static readonly TimeSpan MaxBackoff = TimeSpan.FromMilliseconds(200);
         private readonly GrpcTransport _transport;
         private readonly string _peer;
         private readonly GrpcChannel _channel;
@@ -212,6 +230,10 @@ public sealed class GrpcTransport : ITransport, IAsyncDisposable
                     SslOptions = transport.Certificates?.ClientOptions(peer) ?? new System.Net.Security.SslClientAuthenticationOptions(),
                 },
                 MaxSendMessageSize = null,
+                // gRPC's own reconnection backoff (1 s doubling to 120 s by default) would keep a restarted peer
+                // unreached long after it came back, whatever this link's own backoff says.
+                InitialReconnectBackoff = FirstBackoff,
+                MaxReconnectBackoff = MaxBackoff,
             });
             _client = new Peer.PeerClient(_channel);
             _loop = Task.Run(RunAsync);
@@ -220,6 +242,11 @@ public sealed class GrpcTransport : ITransport, IAsyncDisposable
         public string Address { get; }
 
         public void OpenNow() => _eager.TrySetResult();
+
+        /// <summary>Completed to cut a reconnection backoff short (and replaced).</summary>
+        private TaskCompletionSource _retryNow = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public void RetryNow() => Interlocked.Exchange(ref _retryNow, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
 
         public void Enqueue(RaftMessage message)
         {
@@ -264,7 +291,8 @@ public sealed class GrpcTransport : ITransport, IAsyncDisposable
                         await call.RequestStream.WriteAsync(new PeerBatch(), stopping); // the stream exists at both ends now
                         backoff = FirstBackoff;
                     }
-                    while (await _queue.Reader.WaitToReadAsync(stopping))
+                    Task ended = call.ResponseAsync;
+                    while (await MessagesOrEndAsync(ended, stopping))
                     {
                         batch.Messages.Clear();
                         long bytes = 0;
@@ -288,17 +316,36 @@ public sealed class GrpcTransport : ITransport, IAsyncDisposable
                 catch (Exception e) when (e is RpcException or IOException or HttpRequestException or InvalidOperationException or ObjectDisposedException)
                 {
                     _transport._logger.LogDebug("stream to {Peer} broke: {Error}; reopening in {Backoff} ms", _peer, e.Message, backoff.TotalMilliseconds);
-                    try
-                    {
-                        await Task.Delay(backoff, stopping);
-                    }
-                    catch (OperationCanceledException)
+                    Task retry = Volatile.Read(ref _retryNow).Task;
+                    await Task.WhenAny(Task.Delay(backoff, stopping), retry);
+                    if (stopping.IsCancellationRequested)
                     {
                         return;
                     }
-                    backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, MaxBackoff.Ticks));
+                    // The peer said it is up: if this try fails too (it may not listen yet), the next is soon again.
+                    backoff = retry.IsCompleted ? FirstBackoff : TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, MaxBackoff.Ticks));
                 }
             }
+        }
+
+        /// <summary>
+        /// Waits for messages to send (false: the link closes), and throws when the peer ended the stream first: it
+        /// stopped or its process died. A follower sends another follower nothing for long stretches; without this the
+        /// link would find out with the next message, a vote, lost with the write that failed.
+        /// </summary>
+        private async ValueTask<bool> MessagesOrEndAsync(Task ended, CancellationToken stopping)
+        {
+            if (_queue.Reader.TryPeek(out _))
+            {
+                return true;
+            }
+            Task<bool> queued = _queue.Reader.WaitToReadAsync(stopping).AsTask();
+            if (await Task.WhenAny(queued, ended) == ended)
+            {
+                await ended; // a broken call throws its error
+                throw new IOException($"{_peer} ended the stream");
+            }
+            return await queued;
         }
 
         public async ValueTask DisposeAsync()
