@@ -28,7 +28,8 @@ internal sealed class CompareBenchmark(CompareOptions options)
         {
             Console.WriteLine(options.SkipEtcd ? "etcd: skipped (--no-etcd)" : "etcd: NOT FOUND (set RAFT_ETCD, or run as root on Debian to install etcd-server): the comparison is SKIPPED, only our numbers follow");
         }
-        var systems = new List<ClusterUnderTest> { new RaftNodeCluster(folder, options.NodeDll, options.SnapshotThreshold, options.NodeEnvironment) };
+        string nodeDll = options.NodeDll ?? await PublishNodeAsync(folder);
+        var systems = new List<ClusterUnderTest> { new RaftNodeCluster(folder, nodeDll, options.SnapshotThreshold, options.NodeEnvironment) };
         if (etcd != null)
         {
             systems.Insert(0, new EtcdCluster(folder, etcd));
@@ -168,6 +169,41 @@ internal sealed class CompareBenchmark(CompareOptions options)
         all.Sort();
         double Percentile(double p) => all.Count == 0 ? double.NaN : all[Math.Min(all.Count - 1, (int)(all.Count * p))];
         return new RoundResult(system.Name, workload, clients, round, all.Count / elapsed, Percentile(0.50), Percentile(0.99), Interlocked.Read(ref errors), nodeCpu, clientCpu);
+    }
+
+    /// <summary>
+    /// Raft.Node as the Dockerfile ships it: published with ReadyToRun code, so that a member just started (or just
+    /// elected) does not spend its first moments compiling, which etcd, a Go binary, never does.
+    /// </summary>
+    private static async Task<string> PublishNodeAsync(string folder)
+    {
+        string? root = AppContext.BaseDirectory;
+        while (root != null && !File.Exists(Path.Combine(root, "Raft.sln")))
+        {
+            root = Path.GetDirectoryName(root);
+        }
+        if (root is null)
+        {
+            throw new InvalidOperationException("Raft.sln not found above the benchmark; give the node with --node-dll");
+        }
+        string output = Path.Combine(folder, "node");
+        var publish = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (string arg in new[] { "publish", Path.Combine(root, "Raft.Node", "Raft.Node.csproj"), "-c", "Release",
+            "-r", System.Runtime.InteropServices.RuntimeInformation.RuntimeIdentifier, "--self-contained", "false", "-p:PublishReadyToRun=true", "-o", output })
+        {
+            publish.ArgumentList.Add(arg);
+        }
+        long started = Stopwatch.GetTimestamp();
+        using Process process = Process.Start(publish)!;
+        Task<string> stdout = process.StandardOutput.ReadToEndAsync();
+        Task<string> stderr = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        if (process.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"dotnet publish of Raft.Node failed:\n{await stdout}{await stderr}");
+        }
+        Console.WriteLine($"node: published with ReadyToRun to {output} in {Stopwatch.GetElapsedTime(started).TotalSeconds:F0} s (as the Dockerfile does; --node-dll runs another build)");
+        return Path.Combine(output, "Raft.Node.dll");
     }
 
     private async Task FailoverAsync(ClusterUnderTest system)
@@ -343,7 +379,8 @@ internal sealed record CompareOptions
     public bool SkipEtcd { get; init; }
     public bool KeepData { get; init; }
     public string? OutputPath { get; init; }
-    public string NodeDll { get; init; } = Path.Combine(AppContext.BaseDirectory, "Raft.Node.dll");
+    /// <summary>The node to run; null: Raft.Node of this source tree, published with ReadyToRun.</summary>
+    public string? NodeDll { get; init; }
     public Dictionary<string, string> NodeEnvironment { get; init; } = [];
 
     public static CompareOptions Parse(string[] args)

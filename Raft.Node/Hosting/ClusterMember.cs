@@ -227,6 +227,16 @@ public sealed class ClusterMember : IHostedService, IAsyncDisposable
             case TermChanged t:
                 _logger.LogInformation("node {Node} is in term {Term}", Id, t.Term);
                 break;
+            case CampaignStarted { PreVote: false } c:
+                _logger.LogInformation("node {Node} starts an election for term {Term}: {Why}", Id, c.Term,
+                    c.LastHeardFromLeader is { } heard ? $"nothing from the leader for {(c.At - heard).TotalMilliseconds:F0} ms" : "it has heard from no leader since it started");
+                break;
+            case LeaderChanged { LeaderId: null } l:
+                _logger.LogInformation("node {Node} knows no leader in term {Term}", Id, l.Term);
+                break;
+            case LeaderChanged l:
+                _logger.LogInformation("node {Node}: the leader is {Leader} in term {Term}", Id, l.LeaderId, l.Term);
+                break;
             case ConfigurationChanged { Committed: true } c:
                 _logger.LogInformation("node {Node}: configuration committed: {Configuration}", Id, c.Configuration);
                 break;

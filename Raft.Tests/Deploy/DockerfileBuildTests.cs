@@ -19,6 +19,10 @@ public sealed partial class DockerfileBuildTests(ITestOutputHelper log)
     [GeneratedRegex(@"^(?<op>[A-Z]+)\s+(?<args>.*)$")]
     private static partial Regex Instruction();
 
+    /// <summary>A build argument in a RUN line: <c>${NAME}</c> or <c>${NAME:-default}</c>.</summary>
+    [GeneratedRegex(@"\$\{(?<name>\w+)(:-(?<default>[^}]*))?\}")]
+    private static partial Regex BuildArg();
+
     [Fact]
     public async Task Each_image_publishes_from_only_what_its_dockerfile_copies_and_its_entrypoint_serves()
     {
@@ -83,6 +87,7 @@ public sealed partial class DockerfileBuildTests(ITestOutputHelper log)
         string published = Path.Combine(output, "app");
         Directory.CreateDirectory(src);
         int stages = 0;
+        var buildArgs = new Dictionary<string, string>();
         foreach (string line in File.ReadAllLines(PathOf(dockerfile)))
         {
             Match instruction = Instruction().Match(line.Trim());
@@ -116,9 +121,16 @@ public sealed partial class DockerfileBuildTests(ITestOutputHelper log)
                         }
                     }
                     break;
+                case "ARG":
+                    // BuildKit sets the platform's: the same as this machine's, for a build here.
+                    buildArgs[args[0]] = args[0] == "TARGETARCH"
+                        ? (System.Runtime.InteropServices.RuntimeInformation.OSArchitecture == System.Runtime.InteropServices.Architecture.Arm64 ? "arm64" : "amd64")
+                        : "";
+                    break;
                 case "RUN":
                     Assert.Equal("dotnet", args[0]);
-                    string[] arguments = [.. args[1..].Select(a => a == "/app" ? published : a)];
+                    string[] arguments = [.. args[1..].Select(a => a == "/app" ? published : BuildArg().Replace(a, m =>
+                        buildArgs.GetValueOrDefault(m.Groups["name"].Value) is { Length: > 0 } value ? value : m.Groups["default"].Value))];
                     await ExpectAsync(log, 0, "dotnet", src, arguments);
                     break;
             }

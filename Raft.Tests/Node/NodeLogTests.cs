@@ -35,6 +35,27 @@ public sealed class NodeLogTests
     }
 
     [Fact]
+    public async Task The_console_log_has_one_line_per_event_each_with_its_time()
+    {
+        // Before, each event took two lines ("info: Category[0]", then the message) and none said when it happened.
+        string folder = Directory.CreateTempSubdirectory("raft-log-").FullName;
+        MemberSpec spec = MemberSpec.Create("n1", folder);
+        NodeProcess node = NodeProcess.Start(spec, $"n1={spec.GrpcUrl}", logLevel: "Information");
+        try
+        {
+            await NodeTestCluster.WaitUntilAsync(() => Task.FromResult(node.LastLines.Any(l => l.Contains("the leader is n1", StringComparison.Ordinal))), what: "the leader's line");
+            string line = node.LastLines.First(l => l.Contains("the leader is n1", StringComparison.Ordinal));
+            Assert.Matches(@"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z info: Raft\.Node\.Hosting\.ClusterMember\[0\] node n1: the leader is n1 in term 1$", line);
+            Assert.All(node.LastLines, l => Assert.Matches(@"^\d{4}-\d\d-\d\dT", l));
+        }
+        finally
+        {
+            await node.DisposeAsync();
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task The_info_log_says_when_a_node_changes_term_becomes_leader_and_takes_a_snapshot()
     {
         var capture = new CapturingProvider();
@@ -56,6 +77,8 @@ public sealed class NodeLogTests
             await NodeTestCluster.WaitUntilAsync(() => Task.FromResult(capture.Lines.Any(l => l.Contains("took a snapshot", StringComparison.Ordinal))), what: "the snapshot's line");
             Assert.Contains(capture.Lines, l => l.Contains("node n1 is in term 1", StringComparison.Ordinal));
             Assert.Contains(capture.Lines, l => l.Contains("node n1 became Leader in term 1", StringComparison.Ordinal));
+            Assert.Contains(capture.Lines, l => l.Contains("node n1 starts an election for term 1: it has heard from no leader since it started", StringComparison.Ordinal));
+            Assert.Contains(capture.Lines, l => l.Contains("node n1: the leader is n1 in term 1", StringComparison.Ordinal));
         }
         finally
         {
