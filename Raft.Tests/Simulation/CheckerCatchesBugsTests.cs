@@ -229,7 +229,7 @@ public sealed class CheckerCatchesBugsTests(ITestOutputHelper output)
     public void The_random_simulation_finds_a_switched_off_rule(string name)
     {
         Mutation mutation = Describe(name);
-        int maxSeeds = SimulationTests.EnvInt("RAFT_MUTATION_SEEDS", 2000);
+        int maxSeeds = TestSettings.Int("RAFT_MUTATION_SEEDS", 2000);
         var otherFailures = new System.Collections.Concurrent.ConcurrentBag<string>();
         // Seeds run in parallel batches; the smallest catching seed of the first batch with one is reported, so the
         // answer does not depend on scheduling.

@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Globalization;
 using Raft.Engine.Consensus;
 using Xunit.Abstractions;
 
@@ -13,9 +12,6 @@ namespace Raft.Tests.Simulation;
 [Collection(CpuHeavyCollection.Name)]
 public sealed class SimulationTests(ITestOutputHelper output)
 {
-    internal static int EnvInt(string name, int fallback) =>
-        int.TryParse(Environment.GetEnvironmentVariable(name), NumberStyles.Integer, CultureInfo.InvariantCulture, out int value) ? value : fallback;
-
     internal static int SizeForSeed(int seed) => (seed % 3) switch { 0 => 3, 1 => 5, _ => 7 };
 
     /// <summary>Small snapshots, often, in many chunks: compaction and InstallSnapshot happen in every run.</summary>
@@ -35,10 +31,10 @@ public sealed class SimulationTests(ITestOutputHelper output)
     [Fact]
     public void Random_faults_never_violate_safety_and_the_healed_cluster_makes_progress()
     {
-        int ticks = EnvInt("RAFT_SIM_TICKS", 2000);
-        int? single = Environment.GetEnvironmentVariable("RAFT_SIM_SEED") is { Length: > 0 } ? EnvInt("RAFT_SIM_SEED", 0) : null;
-        int first = single ?? EnvInt("RAFT_SIM_FIRST_SEED", 1);
-        int count = single.HasValue ? 1 : EnvInt("RAFT_SIM_SEEDS", 510);
+        int ticks = TestSettings.Int("RAFT_SIM_TICKS", 2000);
+        int? single = Environment.GetEnvironmentVariable("RAFT_SIM_SEED") is { Length: > 0 } ? TestSettings.Int("RAFT_SIM_SEED", 0) : null;
+        int first = single ?? TestSettings.Int("RAFT_SIM_FIRST_SEED", 1);
+        int count = single.HasValue ? 1 : TestSettings.Int("RAFT_SIM_SEEDS", 510);
 
         var failures = new ConcurrentBag<(int Seed, string Message)>();
         long committed = 0, crashes = 0, messages = 0, leaders = 0, snapshots = 0, installs = 0, changes = 0, transfers = 0, operations = 0;

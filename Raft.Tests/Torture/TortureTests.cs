@@ -1,4 +1,3 @@
-using System.Globalization;
 using Xunit.Abstractions;
 
 namespace Raft.Tests.Torture;
@@ -12,14 +11,12 @@ namespace Raft.Tests.Torture;
 [Collection(Simulation.CpuHeavyCollection.Name)]
 public sealed class TortureTests(ITestOutputHelper output)
 {
-    private static int EnvInt(string name, int fallback) =>
-        int.TryParse(Environment.GetEnvironmentVariable(name), NumberStyles.Integer, CultureInfo.InvariantCulture, out int value) ? value : fallback;
-
     [Fact]
     public async Task Five_processes_under_a_nemesis_stay_linearizable_and_lose_no_acknowledged_write()
     {
-        int seed = EnvInt("RAFT_TORTURE_SEED", Environment.TickCount & 0xFFFF);
-        TimeSpan duration = TimeSpan.FromSeconds(EnvInt("RAFT_TORTURE_SECONDS", 80));
+        int seed = TestSettings.Int("RAFT_TORTURE_SEED", 1);
+        output.WriteLine($"torture seed {seed} (RAFT_TORTURE_SEED={seed} replays the same nemesis schedule)");
+        TimeSpan duration = TimeSpan.FromSeconds(TestSettings.Int("RAFT_TORTURE_SECONDS", 80));
         var run = new TortureRun(seed, duration, line => output.WriteLine(line));
         TortureResult result = await run.RunAsync();
 
