@@ -83,7 +83,7 @@ public static class DashboardApp
         // Notifications at the bottom left, where they cover no control (top right they hid the cluster panel).
         builder.Services.AddMudServices(mud => mud.SnackbarConfiguration.PositionClass = MudBlazor.Defaults.Classes.Position.BottomLeft);
         // The circuit carries what is typed: its default 32 KB message limit broke the connection on a 30 KB value, and
-        // the put that followed sent "" (issue 9). It is raised past the largest input the page accepts.
+        // the put that followed sent "". It is raised past the largest input the page accepts.
         // A page that vanished without saying so (a browser killed, a laptop shut) gives its circuit up after 30 s, not
         // the default 3 minutes: with it go its pause and slowdown of the shared clock (OperatorClock).
         builder.Services.AddRazorComponents().AddInteractiveServerComponents(circuit => circuit.DisconnectedCircuitRetentionPeriod = TimeSpan.FromSeconds(30))

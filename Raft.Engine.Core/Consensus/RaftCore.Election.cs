@@ -57,8 +57,11 @@ public sealed partial class RaftCore
     /// </summary>
     private bool IsTransferOfThisTerm(RequestVote request) => request.Transfer && request.Term == Term + 1;
 
-    /// <summary>Within the minimum election timeout of hearing from a leader, vote requests are ignored.</summary>
-    private bool InLeaderLease() =>
+    /// <summary>
+    /// CheckQuorum's rule: within the minimum election timeout of hearing from a leader, vote requests are ignored (a
+    /// server cut off and back must not depose a live leader). Not the read lease (<see cref="Reads.LeaderLease"/>).
+    /// </summary>
+    private bool IgnoresVoteRequests() =>
         _options.CheckQuorum && ((LeaderId != null && _electionElapsed < _options.ElectionTicks)
             // With lease reads a restarted server does not know whose lease it may break: it waits a full timeout first.
             || (_options.LeaseReads && _ticks <= _options.ElectionTicks));

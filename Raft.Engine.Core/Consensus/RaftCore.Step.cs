@@ -69,7 +69,7 @@ public sealed partial class RaftCore
         {
             switch (message)
             {
-                case RequestVote request when InLeaderLease() && !IsTransferOfThisTerm(request):
+                case RequestVote request when IgnoresVoteRequests() && !IsTransferOfThisTerm(request):
                     // A live leader is known: a disruptive candidate is ignored (CheckQuorum). A pre-voter is told who
                     // leads: it may be a server that missed that leader's election or arrival.
                     if (request.PreVote)

@@ -209,7 +209,7 @@ public sealed class ClusterMember : IHostedService, IAsyncDisposable
     }
 
     /// <summary>
-    /// What an operator reading the log must see (issue 13): elections won and lost, term changes, committed membership
+    /// What an operator reading the log must see: elections won and lost, term changes, committed membership
     /// changes, snapshots, abandoned operations and problems. Pre-votes are debug: an isolated node starts one every
     /// election timeout.
     /// </summary>

@@ -17,7 +17,7 @@ public sealed class NodeOptions
     public string GrpcUrl { get; set; } = "http://127.0.0.1:7001";
 
     /// <summary>
-    /// The endpoint for peer traffic only, so that a firewall or NetworkPolicy can keep it private (issue 11). When set,
+    /// The endpoint for peer traffic only, so that a firewall or NetworkPolicy can keep it private. When set,
     /// the addresses in --members and AddServer are peer addresses, --grpc-url no longer serves peers, and this one
     /// serves nothing else. Null: peers share --grpc-url (the loopback default).
     /// </summary>

@@ -7,7 +7,7 @@ using Raft.Node.Metrics;
 namespace Raft.Node.Security;
 
 /// <summary>
-/// Who may call what (issue 11), in one table per interface: every client and admin gRPC method and every hub method
+/// Who may call what, in one table per interface: every client and admin gRPC method and every hub method
 /// needs a role; a method missing from the tables needs <see cref="AccessRole.Operator"/>. No token, or one the node does
 /// not know: UNAUTHENTICATED (the hub: 401); a token whose role is too low: PERMISSION_DENIED (the hub: an error for
 /// that call). Each refusal is logged and counted. Peer traffic is not here: it is kept apart by its endpoint and

@@ -20,7 +20,7 @@ public enum AccessRole
 public sealed record Caller(string Name, AccessRole Role);
 
 /// <summary>
-/// The bearer tokens a node accepts (issue 11), from <c>--tokens-file</c>: one <c>name role token</c> per line, <c>#</c>
+/// The bearer tokens a node accepts, from <c>--tokens-file</c>: one <c>name role token</c> per line, <c>#</c>
 /// starts a comment. Tokens are kept and looked up by their SHA-256, so timing reveals nothing about them. With no file every caller is an operator
 /// named "anonymous": the loopback default.
 /// </summary>

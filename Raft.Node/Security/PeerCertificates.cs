@@ -7,7 +7,7 @@ using Raft.Node.Hosting;
 namespace Raft.Node.Security;
 
 /// <summary>
-/// Mutual TLS between peers (issue 11): this node's certificate and the CA its peers' certificates must chain to. A
+/// Mutual TLS between peers: this node's certificate and the CA its peers' certificates must chain to. A
 /// certificate's common name is its holder's node id, checked both ways: a node accepts a connection only from a
 /// certificate of the CA and then only messages from the id that certificate names, and it dials a peer only if the
 /// server it reaches presents that peer's certificate. The TLS host name is not checked (peers are named by id).
