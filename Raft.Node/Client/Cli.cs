@@ -10,45 +10,163 @@ namespace Raft.Node.Client;
 /// <summary>The operator's command line, in the style of etcdctl: <c>Raft.Node put k v --endpoints http://127.0.0.1:7001</c>.</summary>
 public static class Cli
 {
-    public static readonly IReadOnlySet<string> Verbs = new HashSet<string>(StringComparer.Ordinal)
-    {
-        "put", "get", "delete", "cas", "watch", "status", "endpoint", "members", "add", "remove", "transfer", "handoff", "snapshot", "faults", "heal", "bench",
-    };
+    /// <summary>A verb: how it is called, what it does, and the flags it takes besides the global ones.</summary>
+    private sealed record Verb(string Name, string Usage, string Summary, params string[] Flags);
+
+    private static readonly Verb[] Table =
+    [
+        new("put", "put <key> <value>", "writes a value through the log (a retried write is applied once)"),
+        new("get", "get <key> [--stale]", "reads a value, linearizably unless --stale (exit 1: not found)", "stale"),
+        new("delete", "delete <key>", "deletes a key (exit 1: not found)"),
+        new("cas", "cas <key> <expected|-> <new|->", "sets <key> to <new> if it holds <expected> ('-': absent; a new '-' deletes; exit 1: not swapped)"),
+        new("watch", "watch <key> [--interval-ms 200] [--count n] | watch --events --hub <http-url> [--count n]",
+            "prints a key's value as it changes, or a node's own events as they happen", "interval-ms", "count", "events", "hub"),
+        new("status", "status", "one line per endpoint: role, term, leader, indexes, faults (exit 1: an endpoint did not answer)"),
+        new("endpoint", "endpoint health", "whether each endpoint answers and knows a leader (exit 1: one does not)"),
+        new("members", "members", "the members as the leader sees them: address, voter, replication progress"),
+        new("member", "member list", "the same as members"),
+        new("add", "add <id> <grpc-url>", "adds a server: it joins as a learner, catches up, then votes"),
+        new("remove", "remove <id>", "removes a server (the leader included)"),
+        new("transfer", "transfer <id>", "hands leadership to <id>"),
+        new("handoff", "handoff [--node <grpc-url>]", "if the node leads, hands leadership to the most caught-up other voter (before it stops)", "node"),
+        new("snapshot", "snapshot [--node <grpc-url>]", "has the node take a snapshot now and compact its log", "node"),
+        new("faults", "faults <node-url> [--isolate] [--drop 0.2] [--delay-ms 50] [--cut n2,n3]", "injects network faults at a node (for drills)", "isolate", "drop", "delay-ms", "cut"),
+        new("heal", "heal <node-url>", "clears a node's injected faults"),
+        new("bench", "bench [--writes 2000] [--concurrency 1]", "times that many puts", "writes", "concurrency"),
+    ];
+
+    /// <summary>Flags every verb takes.</summary>
+    private static readonly string[] GlobalFlags = ["endpoints", "token", "ca", "json", "write-out", "dial-timeout", "command-timeout", "help"];
+
+    /// <summary>Flags that take no value.</summary>
+    private static readonly HashSet<string> Switches = new(StringComparer.Ordinal) { "json", "stale", "isolate", "events", "help" };
+
+    public static readonly IReadOnlySet<string> Verbs = new HashSet<string>(Table.Select(v => v.Name), StringComparer.Ordinal);
+
+    private const string GlobalHelp = """
+        global flags:
+          --endpoints <urls>         comma-separated gRPC URLs (or RAFT_ENDPOINTS; default http://127.0.0.1:7001)
+          --token <token>            bearer token (or RAFT_TOKEN)
+          --ca <pem>                 CA of the nodes' TLS certificates (or RAFT_CA)
+          -w, --write-out <format>   simple (default), table or json; --json is -w json
+          --dial-timeout <d>         how long a connection attempt may take (default 2s; 500ms, 2s, 1m)
+          --command-timeout <d>      how long the command may take, retries included (default 5s)
+        """;
+
+    /// <summary>raftctl's own help: every verb with its usage and what it does.</summary>
+    public static string Help(string program = "raftctl") =>
+        $"usage: {program} <verb> [arguments] [flags]   ({program} <verb> --help for one verb)\n\nverbs:\n"
+        + string.Concat(Table.Select(v => $"  {v.Usage}\n      {v.Summary}\n")) + "\n" + GlobalHelp;
+
+    private static string HelpOf(Verb verb, string program = "raftctl") =>
+        $"usage: {program} {verb.Usage} [global flags]\n{verb.Summary}\n\n" + GlobalHelp;
 
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
+
+    /// <summary>etcdctl's durations: 500ms, 2s, 1m; a bare number is seconds.</summary>
+    private static TimeSpan Duration(string flag, string text)
+    {
+        (string number, double scale) = text.EndsWith("ms", StringComparison.Ordinal) ? (text[..^2], 0.001)
+            : text.EndsWith('s') ? (text[..^1], 1.0) : text.EndsWith('m') ? (text[..^1], 60.0) : (text, 1.0);
+        return double.TryParse(number, NumberStyles.Float, CultureInfo.InvariantCulture, out double value) && value > 0
+            ? TimeSpan.FromSeconds(value * scale)
+            : throw new ArgumentException($"--{flag}: '{text}' is not a duration (500ms, 2s, 1m)");
+    }
 
     public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter error)
     {
         var positional = new List<string>();
         var flags = new Dictionary<string, string>(StringComparer.Ordinal);
-        for (int i = 0; i < args.Length; i++)
+        Verb? verbEntry = args.Length > 0 ? Table.FirstOrDefault(v => v.Name == args[0]) : null;
+        if (verbEntry is null)
         {
-            if (args[i].StartsWith("--", StringComparison.Ordinal))
+            error.WriteLine(args.Length == 0 ? "error: no verb (raftctl --help lists them)" : $"error: unknown verb '{args[0]}' (raftctl --help lists them)");
+            return 2;
+        }
+        for (int i = 1; i < args.Length; i++)
+        {
+            string arg = args[i];
+            if (arg is "-h")
             {
-                bool hasValue = i + 1 < args.Length && !args[i + 1].StartsWith("--", StringComparison.Ordinal) && args[i] is not ("--json" or "--stale" or "--isolate" or "--events");
-                flags[args[i][2..]] = hasValue ? args[++i] : "true";
+                arg = "--help";
+            }
+            else if (arg is "-w")
+            {
+                arg = "--write-out";
+            }
+            if (!arg.StartsWith("--", StringComparison.Ordinal))
+            {
+                positional.Add(arg);
+                continue;
+            }
+            string name = arg[2..];
+            string? inline = null;
+            if (name.IndexOf('=') is > 0 and int eq)
+            {
+                (name, inline) = (name[..eq], name[(eq + 1)..]);
+            }
+            if (!GlobalFlags.Contains(name) && !verbEntry.Flags.Contains(name))
+            {
+                string? near = GlobalFlags.Concat(verbEntry.Flags).FirstOrDefault(f => f.StartsWith(name, StringComparison.Ordinal) || name.StartsWith(f, StringComparison.Ordinal));
+                error.WriteLine($"error: {verbEntry.Name} takes no flag --{name}{(near != null ? $" (did you mean --{near}?)" : "")}; raftctl {verbEntry.Name} --help lists its flags");
+                return 2;
+            }
+            if (Switches.Contains(name))
+            {
+                flags[name] = inline ?? "true";
+            }
+            else if (inline != null || (i + 1 < args.Length && !args[i + 1].StartsWith("--", StringComparison.Ordinal)))
+            {
+                flags[name] = inline ?? args[++i];
             }
             else
             {
-                positional.Add(args[i]);
+                error.WriteLine($"error: --{name} needs a value; raftctl {verbEntry.Name} --help");
+                return 2;
             }
         }
-        string verb = positional[0];
-        string[] rest = [.. positional.Skip(1)];
-        bool json = flags.ContainsKey("json") || flags.GetValueOrDefault("output") == "json";
+        if (flags.ContainsKey("help"))
+        {
+            output.WriteLine(HelpOf(verbEntry));
+            return 0;
+        }
+        string verb = verbEntry.Name;
+        string[] rest = [.. positional];
+        string format = flags.ContainsKey("json") ? "json" : flags.GetValueOrDefault("write-out") ?? "simple";
+        if (format is not ("json" or "table" or "simple"))
+        {
+            error.WriteLine($"error: --write-out {format}: one of simple, table, json");
+            return 2;
+        }
+        bool json = format == "json";
         string endpoints = flags.GetValueOrDefault("endpoints") ?? Environment.GetEnvironmentVariable("RAFT_ENDPOINTS") ?? "http://127.0.0.1:7001";
+        TimeSpan dialTimeout, commandTimeout;
+        try
+        {
+            dialTimeout = Duration("dial-timeout", flags.GetValueOrDefault("dial-timeout") ?? "2s");
+            commandTimeout = Duration("command-timeout", flags.GetValueOrDefault("command-timeout") ?? "5s");
+        }
+        catch (ArgumentException e)
+        {
+            error.WriteLine($"error: {e.Message}");
+            return 2;
+        }
         using var client = new RaftClient(endpoints.Split(','))
         {
             Token = flags.GetValueOrDefault("token") ?? Environment.GetEnvironmentVariable("RAFT_TOKEN"),
             CaFile = flags.GetValueOrDefault("ca") ?? Environment.GetEnvironmentVariable("RAFT_CA"),
+            DialTimeout = dialTimeout,
+            Timeout = commandTimeout,
         };
+        using var commandDeadline = new CancellationTokenSource(commandTimeout);
+        DateTime Deadline() => DateTime.UtcNow + commandTimeout;
 
         void Print(object value, string text)
         {
             output.WriteLine(json ? JsonSerializer.Serialize(value, Json) : text);
         }
 
-        string Arg(int i, string name) => i < rest.Length ? rest[i] : throw new ArgumentException($"{verb}: missing <{name}>");
+        string Arg(int i, string name) => i < rest.Length ? rest[i] : throw new ArgumentException($"{verb}: missing <{name}> (usage: raftctl {verbEntry.Usage})");
 
         try
         {
@@ -96,7 +214,7 @@ public static class Cli
                         long start = System.Diagnostics.Stopwatch.GetTimestamp();
                         try
                         {
-                            NodeStatus s = await client.AdminOf(endpoint).GetStatusAsync(new StatusRequest(), deadline: DateTime.UtcNow.AddSeconds(3));
+                            NodeStatus s = await client.AdminOf(endpoint).GetStatusAsync(new StatusRequest(), deadline: Deadline());
                             string? problem = string.IsNullOrEmpty(s.LeaderId) ? "no leader known" : null;
                             return (Endpoint: endpoint, Healthy: problem is null, Took: System.Diagnostics.Stopwatch.GetElapsedTime(start), Problem: problem);
                         }
@@ -119,15 +237,19 @@ public static class Cli
                     return checks.All(c => c.Healthy) ? 0 : 1;
                 }
                 case "status":
-                case "members":
                 {
-                    var all = await client.StatusOfAllAsync();
+                    var all = await client.StatusOfAllAsync(commandDeadline.Token);
                     if (json)
                     {
-                        output.WriteLine(JsonSerializer.Serialize(all.Select(s => new { s.Endpoint, Status = s.Status?.ToString(), s.Error }), Json));
-                        break;
+                        output.WriteLine(JsonSerializer.Serialize(all.Select(a => a.Status is { } s
+                            ? (object)new
+                            {
+                                endpoint = a.Endpoint, id = s.Id, role = s.Role, term = s.Term, leader = NullIfEmpty(s.LeaderId), commitIndex = s.CommitIndex,
+                                appliedIndex = s.AppliedIndex, lastIndex = s.LastIndex, snapshotIndex = s.SnapshotIndex, faults = Faults(s.Faults),
+                            }
+                            : new { endpoint = a.Endpoint, error = a.Error }), Json));
                     }
-                    if (verb == "status")
+                    else
                     {
                         output.WriteLine($"{"NODE",-8} {"ENDPOINT",-26} {"ROLE",-12} {"TERM",5} {"LEADER",-8} {"COMMIT",7} {"APPLIED",7} {"LAST",7} {"SNAP",7} FAULTS");
                         foreach ((string endpoint, NodeStatus? s, string? failure) in all)
@@ -137,19 +259,38 @@ public static class Cli
                                 : string.Create(CultureInfo.InvariantCulture, $"{s.Id,-8} {endpoint,-26} {s.Role,-12} {s.Term,5} {s.LeaderId,-8} {s.CommitIndex,7} {s.AppliedIndex,7} {s.LastIndex,7} {s.SnapshotIndex,7} {Faults(s.Faults)}"));
                         }
                     }
-                    else
+                    foreach ((string endpoint, NodeStatus? s, string? failure) in all.Where(a => a.Status is null))
                     {
-                        NodeStatus? s = all.Select(a => a.Status).FirstOrDefault(x => x?.Role == "Leader") ?? all.Select(a => a.Status).FirstOrDefault(x => x != null);
-                        if (s is null)
+                        error.WriteLine($"error: {endpoint} did not answer: {failure}");
+                    }
+                    return all.All(a => a.Status != null) ? 0 : 1;
+                }
+                case "members":
+                case "member":
+                {
+                    if (verb == "member" && Arg(0, "list") != "list")
+                    {
+                        throw new ArgumentException($"member: unknown '{rest[0]}' (usage: raftctl member list)");
+                    }
+                    var all = await client.StatusOfAllAsync(commandDeadline.Token);
+                    NodeStatus? s = all.Select(a => a.Status).FirstOrDefault(x => x?.Role == "Leader") ?? all.Select(a => a.Status).FirstOrDefault(x => x != null);
+                    if (s is null)
+                    {
+                        error.WriteLine($"error: no endpoint answered: {string.Join("; ", all.Select(a => $"{a.Endpoint}: {a.Error}"))}");
+                        return 2;
+                    }
+                    if (json)
+                    {
+                        output.WriteLine(JsonSerializer.Serialize(s.Members.Select(m => new
                         {
-                            error.WriteLine("no endpoint answered");
-                            return 2;
-                        }
-                        output.WriteLine($"{"ID",-8} {"ADDRESS",-26} {"VOTER",-6} {"MATCH",7} {"NEXT",7} STATE");
-                        foreach (Member m in s.Members)
-                        {
-                            output.WriteLine($"{m.Id,-8} {m.Address,-26} {(m.Voter ? "yes" : "no"),-6} {m.MatchIndex,7} {m.NextIndex,7} {m.ReplicationState}");
-                        }
+                            id = m.Id, address = m.Address, voter = m.Voter, matchIndex = m.MatchIndex, nextIndex = m.NextIndex, state = m.ReplicationState,
+                        }), Json));
+                        break;
+                    }
+                    output.WriteLine($"{"ID",-8} {"ADDRESS",-26} {"VOTER",-6} {"MATCH",7} {"NEXT",7} STATE");
+                    foreach (Member m in s.Members)
+                    {
+                        output.WriteLine($"{m.Id,-8} {m.Address,-26} {(m.Voter ? "yes" : "no"),-6} {m.MatchIndex,7} {m.NextIndex,7} {m.ReplicationState}");
                     }
                     break;
                 }
@@ -176,7 +317,7 @@ public static class Cli
                     // Before a node stops (a Kubernetes preStop hook): if it leads, it hands leadership to the most
                     // caught-up other voter, so that clients wait for a transfer, not for an election timeout.
                     string node = flags.GetValueOrDefault("node") ?? endpoints.Split(',')[0];
-                    NodeStatus s = await client.AdminOf(node).GetStatusAsync(new StatusRequest(), deadline: DateTime.UtcNow.AddSeconds(5));
+                    NodeStatus s = await client.AdminOf(node).GetStatusAsync(new StatusRequest(), deadline: Deadline());
                     if (s.Role != "Leader")
                     {
                         Print(new { handedOff = false, node = s.Id }, $"{s.Id} does not lead: nothing to hand off");
@@ -187,7 +328,7 @@ public static class Cli
                         error.WriteLine($"{s.Id} is the only voter: there is no one to hand leadership to");
                         return 1;
                     }
-                    AdminReply reply = await client.AdminOf(node).TransferLeadershipAsync(new TransferLeadershipRequest { Id = successor.Id }, deadline: DateTime.UtcNow.AddSeconds(10));
+                    AdminReply reply = await client.AdminOf(node).TransferLeadershipAsync(new TransferLeadershipRequest { Id = successor.Id }, deadline: Deadline());
                     Print(new { handedOff = true, node = s.Id, to = successor.Id, message = reply.Message }, reply.Message);
                     break;
                 }
@@ -251,7 +392,6 @@ public static class Cli
         catch (Exception e) when (e is ArgumentException or FormatException)
         {
             error.WriteLine($"error: {e.Message}");
-            error.WriteLine(NodeOptions.HelpText);
             return 2;
         }
     }
@@ -332,6 +472,8 @@ public static class Cli
             Console.CancelKeyPress -= cancel;
         }
     }
+
+    private static string? NullIfEmpty(string text) => text.Length == 0 ? null : text;
 
     private static string Redirects(RaftClient client) => client.LastRedirects.Count == 0 ? "" : $", redirected {string.Join(", ", client.LastRedirects)}";
 

@@ -39,6 +39,9 @@ public sealed class RaftClient : IDisposable
     /// <summary>A PEM file of the CA that https endpoints' certificates chain to, for a cluster with its own CA; null: the system's.</summary>
     public string? CaFile { get; init; }
 
+    /// <summary>How long one connection attempt may take (null: the handler's default).</summary>
+    public TimeSpan? DialTimeout { get; init; }
+
     /// <summary>How long one operation may take, retries included.</summary>
     public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(15);
 
@@ -235,6 +238,7 @@ public sealed class RaftClient : IDisposable
         deadline.CancelAfter(Timeout);
         var redirects = new List<string>();
         var tried = new HashSet<string>(StringComparer.Ordinal);
+        var asked = new SortedSet<string>(StringComparer.Ordinal);
         string endpoint = KnownLeader() ?? _endpoints.FirstOrDefault(e => !IsUnreachable(e)) ?? _endpoints[0];
         RpcException? last = null;
         for (int waits = 0; !deadline.IsCancellationRequested;)
@@ -245,6 +249,7 @@ public sealed class RaftClient : IDisposable
                 anotherServed = _served.Task;
             }
             tried.Add(endpoint);
+            asked.Add(endpoint);
             try
             {
                 T reply = await call(ChannelFor(endpoint));
@@ -296,7 +301,12 @@ public sealed class RaftClient : IDisposable
             }
             endpoint = (anotherServed.IsCompleted ? KnownLeader() : null) ?? NextUntried(endpoint, tried) ?? endpoint;
         }
-        throw last ?? new RpcException(new Status(StatusCode.DeadlineExceeded, "no answer in time"));
+        if (last is null)
+        {
+            throw new RpcException(new Status(StatusCode.DeadlineExceeded, $"no answer from {string.Join(", ", asked)} within {Timeout.TotalSeconds:0.#} s"));
+        }
+        // The last refusal, saying whom this call asked and for how long (its status code and trailers kept for callers).
+        throw new RpcException(new Status(last.StatusCode, $"{last.Status.Detail} (asked {string.Join(", ", asked)} for {Timeout.TotalSeconds:0.#} s)", last.Status.DebugException), last.Trailers);
     }
 
     private GrpcChannel ChannelFor(string endpoint)
@@ -306,7 +316,7 @@ public sealed class RaftClient : IDisposable
             if (!_channels.TryGetValue(endpoint, out GrpcChannel? channel))
             {
                 // Past 100 concurrent calls (a server's stream limit per connection) open more connections instead of queueing.
-                channel = GrpcChannel.ForAddress(endpoint, ChannelOptions.For(endpoint, Token, CaFile));
+                channel = GrpcChannel.ForAddress(endpoint, ChannelOptions.For(endpoint, Token, CaFile, DialTimeout));
                 _channels[endpoint] = channel;
             }
             return channel;
@@ -325,9 +335,13 @@ public sealed class RaftClient : IDisposable
 /// <summary>How clients of the cluster (the CLI, the dashboard) open channels: a bearer token on every call, a private CA.</summary>
 public static class ChannelOptions
 {
-    public static GrpcChannelOptions For(string endpoint, string? token, string? caFile)
+    public static GrpcChannelOptions For(string endpoint, string? token, string? caFile, TimeSpan? connectTimeout = null)
     {
-        HttpMessageHandler handler = Handler(caFile);
+        SocketsHttpHandler handler = Handler(caFile);
+        if (connectTimeout is { } timeout)
+        {
+            handler.ConnectTimeout = timeout;
+        }
         var options = new GrpcChannelOptions
         {
             HttpHandler = handler,
