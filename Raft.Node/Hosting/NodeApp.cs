@@ -47,14 +47,6 @@ public static class NodeApp
         {
             throw new FormatException($"--tokens-file {options.TokensFile}: {e.Message}", e);
         }
-        // One line per event, stamped: an operator lines up the members' logs by time. Logging:Console:FormatterOptions
-        // in the configuration still overrides each setting.
-        builder.Logging.AddSimpleConsole(console =>
-        {
-            console.SingleLine = true;
-            console.UseUtcTimestamp = true;
-            console.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
-        });
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         builder.Logging.AddFilter("Grpc", LogLevel.Warning);
         builder.Logging.AddFilter("Microsoft.AspNetCore.SignalR.Internal.DefaultHubDispatcher", LogLevel.None); // HubAccess logs what matters

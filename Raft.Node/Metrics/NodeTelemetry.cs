@@ -29,6 +29,16 @@ internal static class NodeTelemetry
                 json.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ";
             });
         }
+        else
+        {
+            // One line per event, stamped in UTC: an operator lines up the members' logs by time.
+            builder.Logging.AddSimpleConsole(console =>
+            {
+                console.SingleLine = true;
+                console.UseUtcTimestamp = true;
+                console.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
+            });
+        }
         OpenTelemetryBuilder telemetry = builder.Services.AddOpenTelemetry()
             .ConfigureResource(resource => resource.AddService(ServiceName, serviceInstanceId: options.Id))
             .WithMetrics(metrics => metrics.AddMeter(NodeMetrics.MeterName).AddPrometheusExporter());

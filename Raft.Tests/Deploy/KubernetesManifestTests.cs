@@ -161,4 +161,47 @@ public sealed class KubernetesManifestTests
         string dockerfile = File.ReadAllText(PathOf("Raft.Dashboard", "Dockerfile"));
         Assert.Contains($"http://0.0.0.0:{Text(Assert.Single(List(container, "ports")), "containerPort")}", dockerfile, StringComparison.Ordinal);
     }
+    [Fact]
+    public void Every_pod_meets_the_restricted_pod_security_standard_on_a_read_only_root_filesystem()
+    {
+        foreach (string kind in new[] { "StatefulSet", "Deployment" })
+        {
+            Dictionary<object, object> pod = Map(Object(kind), "spec.template.spec");
+            Assert.Equal("true", Text(pod, "securityContext.runAsNonRoot").ToLowerInvariant());
+            Assert.Equal("RuntimeDefault", Text(pod, "securityContext.seccompProfile.type"));
+            var volumes = List(pod, "volumes").ToDictionary(v => Text(v, "name"), v => (Dictionary<object, object>)v);
+            foreach (object container in List(pod, "containers"))
+            {
+                string name = $"{kind} {Text(container, "name")}";
+                Assert.Equal("false", Text(container, "securityContext.allowPrivilegeEscalation").ToLowerInvariant());
+                Assert.Equal("true", Text(container, "securityContext.readOnlyRootFilesystem").ToLowerInvariant());
+                Assert.Equal(["ALL"], List(container, "securityContext.capabilities.drop").Select(c => c.ToString()));
+                Assert.Empty(List(container, "securityContext.capabilities.add"));
+                Assert.Null(At(container, "securityContext.privileged"));
+                // With the root read-only, every place it writes is a volume: /tmp (the runtime) and /data.
+                var writable = List(container, "volumeMounts").Where(m => At(m, "readOnly")?.ToString() != "true").Select(m => Text(m, "mountPath")).ToList();
+                Assert.Contains("/tmp", writable);
+                Assert.Contains("/data", writable);
+                Assert.DoesNotContain(volumes.Values, v => v.ContainsKey("hostPath"));
+                Assert.DoesNotContain(":latest", Text(container, "image"), StringComparison.Ordinal);
+            }
+        }
+    }
+
+    [Fact]
+    public void Images_carry_the_version_and_the_audit_trail_outlives_the_dashboards_pod()
+    {
+        string version = System.Xml.Linq.XDocument.Load(PathOf("Directory.Packaging.props")).Descendants("Version").Single().Value;
+        var images = List(Load(Path.Combine(Folder, "kustomization.yaml"))[0], "images");
+        Assert.Equal(2, images.Count);
+        Assert.All(images, image => Assert.Equal(version, Text(image, "newTag")));
+
+        Dictionary<object, object> dashboard = Object("Deployment");
+        object audit = List(dashboard, "spec.template.spec.volumes").Single(v => Text(v, "name") == "audit");
+        string claim = Text(audit, "persistentVolumeClaim.claimName");
+        Assert.Equal("ReadWriteOnce", Assert.Single(List(Object("PersistentVolumeClaim", claim), "spec.accessModes"))!.ToString());
+        Assert.Equal("Recreate", Text(dashboard, "spec.strategy.type")); // one writer of the volume at a time
+        string auditFile = Env(Assert.Single(List(dashboard, "spec.template.spec.containers")))["Dashboard__AuditFile"]!;
+        Assert.StartsWith("/data/", auditFile, StringComparison.Ordinal);
+    }
 }
