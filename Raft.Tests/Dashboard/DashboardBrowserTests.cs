@@ -8,6 +8,7 @@ namespace Raft.Tests.Dashboard;
 /// The flows share one cluster and run in order; each leaves it healthy (three members, one leader, all running).
 /// </summary>
 [Collection(DashboardCollection.Name)]
+[Trait("Speed", "Slow")]
 public sealed class DashboardBrowserTests(DashboardFixture fixture) : IAsyncLifetime
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(20);

@@ -13,6 +13,7 @@ namespace Raft.Tests.Dashboard;
 /// runs live but offers no control; an operator's action goes through and shows in the timeline and the audit file.
 /// </summary>
 [Collection(DashboardCollection.Name)]
+[Trait("Speed", "Slow")]
 public sealed class DashboardLoginBrowserTests(DashboardFixture fixture)
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);

@@ -14,6 +14,7 @@ namespace Raft.Tests.Deploy;
 /// Not checked: the base images, the runtime stage's user and volume (ComposeFileTests reads those), docker itself.
 /// </summary>
 [Collection(Raft.Tests.Simulation.CpuHeavyCollection.Name)] // two Release builds: alone, so timing tests are not starved
+[Trait("Speed", "Slow")]
 public sealed partial class DockerfileBuildTests(ITestOutputHelper log)
 {
     [GeneratedRegex(@"^(?<op>[A-Z]+)\s+(?<args>.*)$")]

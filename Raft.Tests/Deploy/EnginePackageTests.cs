@@ -9,6 +9,7 @@ namespace Raft.Tests.Deploy;
 /// Raft.Engine.Core with their metadata; and a program outside this repository, restored from a local feed with only
 /// those packages, runs a three-node cluster with a state machine and a transport of its own.
 /// </summary>
+[Trait("Speed", "Slow")]
 public sealed class EnginePackageTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     [Fact]

@@ -7,6 +7,7 @@ namespace Raft.Tests.Deploy;
 /// Issue 13 item 4: raftctl installs as a .NET tool from the local package, and its verbs work against a running
 /// cluster with tokens, with the exit codes scripts rely on (0 done, 1 the answer is no, 2 an error).
 /// </summary>
+[Trait("Speed", "Slow")]
 public sealed class RaftctlToolTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     private const string OperatorToken = "raftctl-operator-token-0123456789";

@@ -10,6 +10,7 @@ namespace Raft.Tests.Node;
 /// Lease reads on real processes whose leader is paused (SIGSTOP) long enough for another to be elected. Found by an
 /// operator: after SIGCONT the old leader answered 44 of 57 reads, stale, from a lease it believed still held.
 /// </summary>
+[Trait("Speed", "Slow")]
 public sealed class LeaseReadPauseTests : IDisposable
 {
     private readonly string _folder = Directory.CreateTempSubdirectory("raft-lease-pause-").FullName;

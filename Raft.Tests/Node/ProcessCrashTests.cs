@@ -6,6 +6,7 @@ using Xunit.Abstractions;
 namespace Raft.Tests.Node;
 
 /// <summary>Three node processes; the leader is killed with SIGKILL under a steady write load and later restarted.</summary>
+[Trait("Speed", "Slow")]
 public sealed class ProcessCrashTests(ITestOutputHelper output)
 {
     [Fact]

@@ -8,6 +8,7 @@ namespace Raft.Tests.Simulation;
 /// core) and shows that the simulation finds the resulting safety violation, while the same run with the rule on is clean.
 /// </summary>
 [Collection(CpuHeavyCollection.Name)]
+[Trait("Speed", "Slow")]
 public sealed class CheckerCatchesBugsTests(ITestOutputHelper output)
 {
     /// <summary>The paper's settings for Figure 8: no PreVote or CheckQuorum, one entry per message so replication can be cut mid-way.</summary>

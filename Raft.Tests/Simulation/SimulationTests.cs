@@ -10,6 +10,7 @@ namespace Raft.Tests.Simulation;
 /// RAFT_SIM_SEED (replay one seed), RAFT_SIM_FIRST_SEED (where the range starts, default 1).
 /// </summary>
 [Collection(CpuHeavyCollection.Name)]
+[Trait("Speed", "Slow")]
 public sealed class SimulationTests(ITestOutputHelper output)
 {
     internal static int SizeForSeed(int seed) => (seed % 3) switch { 0 => 3, 1 => 5, _ => 7 };

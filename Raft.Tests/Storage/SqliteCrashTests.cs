@@ -14,6 +14,7 @@ namespace Raft.Tests.Storage;
 /// test kills it with SIGKILL mid-stream, reopens the file and checks that the log is consistent and holds every
 /// acknowledged save and snapshot. Three rounds, each continuing from what the last one left.
 /// </summary>
+[Trait("Speed", "Slow")]
 public sealed class SqliteCrashTests(ITestOutputHelper output) : IDisposable
 {
     private readonly string _folder = Directory.CreateTempSubdirectory("raft-crash-").FullName;

@@ -9,6 +9,7 @@ namespace Raft.Tests.Torture;
 /// It runs alone (with the simulations), as five processes take both cores of a CI machine.
 /// </summary>
 [Collection(Simulation.CpuHeavyCollection.Name)]
+[Trait("Speed", "Slow")]
 public sealed class TortureTests(ITestOutputHelper output)
 {
     [Fact]
