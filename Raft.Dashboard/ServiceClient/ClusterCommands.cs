@@ -1,8 +1,10 @@
 using Grpc.Core;
 using Grpc.Net.Client;
 using Raft.Dashboard.Cluster;
+using Raft.Dashboard.Model;
 using Raft.Engine.StateMachines;
 using Raft.Node.Client;
+using Raft.Node.Events;
 using Raft.Node.Protocol;
 
 namespace Raft.Dashboard.ServiceClient;
@@ -93,6 +95,32 @@ public sealed class ClusterCommands(INodeDirectory directory, IClusterMonitor mo
         return plain is null ? $"{e.StatusCode}: {detail}" : $"{plain} ({e.StatusCode}: {detail})";
     }
 
+    /// <summary>
+    /// From what the page knows (nodes stopped here, or whose event stream is down): why a write cannot commit now, or
+    /// null. Said at once, rather than after the client's timeout as "no node answers" while one still does.
+    /// </summary>
+    internal static string? NoMajority(ClusterSnapshot cluster)
+    {
+        StatusView? reference = cluster.Leader?.Status ?? cluster.Nodes.Where(n => n.Status != null).MaxBy(n => n.Status!.Term)?.Status;
+        if (reference is null)
+        {
+            return null;
+        }
+        string[] voters = [.. reference.Members.Where(m => m.Voter).Select(m => m.Id).Order(StringComparer.Ordinal)];
+        string[] unreachable = [.. voters.Where(id => cluster[id] is not { Stopped: false, Connected: true })];
+        int majority = voters.Length / 2 + 1;
+        if (voters.Length - unreachable.Length >= majority)
+        {
+            return null;
+        }
+        return $"No majority: {string.Join(", ", unreachable)} {(unreachable.Length == 1 ? "is" : "are")} down or unreachable, "
+            + $"so {voters.Length - unreachable.Length} of {voters.Length} voters answer and a write needs {majority}. Restart or heal one to write again.";
+    }
+
+    /// <summary>A write: refused at once when the page knows no majority can store it.</summary>
+    private Task<CommandOutcome> Write(Func<Task<CommandOutcome>> action) =>
+        NoMajority(monitor.Current) is { } why ? Task.FromResult(CommandOutcome.Failed(why)) : Guard(action);
+
     private List<string> Redirects(RaftClient client) =>
         client.LastRedirects.Select(r => string.Join(" -> ", r.Split(" -> ").Select(ServedBy))).ToList();
 
@@ -103,7 +131,7 @@ public sealed class ClusterCommands(INodeDirectory directory, IClusterMonitor mo
         return reply.Found ? reply.Value : null;
     }
 
-    public Task<CommandOutcome> PutAsync(string key, string value) => Guard(async () =>
+    public Task<CommandOutcome> PutAsync(string key, string value) => Write(async () =>
     {
         RaftClient client = Client;
         PutReply reply = await client.PutAsync(key, value);
@@ -124,14 +152,14 @@ public sealed class ClusterCommands(INodeDirectory directory, IClusterMonitor mo
         return new CommandOutcome(true, reply.Found ? $"{key} = {ValueText.Show(reply.Value)}" : $"{key} is not set", reply.ServedBy, Redirects(client));
     });
 
-    public Task<CommandOutcome> DeleteAsync(string key) => Guard(async () =>
+    public Task<CommandOutcome> DeleteAsync(string key) => Write(async () =>
     {
         RaftClient client = Client;
         DeleteReply reply = await client.DeleteAsync(key);
         return new CommandOutcome(true, reply.Deleted ? $"deleted {key} (was {ValueText.Show(reply.Previous)})" : $"{key} was not set", reply.ServedBy, Redirects(client));
     });
 
-    public Task<CommandOutcome> CompareAndSwapAsync(string key, string? expected, string? value) => Guard(async () =>
+    public Task<CommandOutcome> CompareAndSwapAsync(string key, string? expected, string? value) => Write(async () =>
     {
         RaftClient client = Client;
         CompareAndSwapReply reply = await client.CompareAndSwapAsync(key, expected, value);
