@@ -48,9 +48,13 @@ public static class Cli
           --endpoints <urls>         comma-separated gRPC URLs (or RAFT_ENDPOINTS; default http://127.0.0.1:7001)
           --token <token>            bearer token (or RAFT_TOKEN)
           --ca <pem>                 CA of the nodes' TLS certificates (or RAFT_CA)
-          -w, --write-out <format>   simple (default), table or json; --json is -w json
+          -w, --write-out <format>   simple (default), table or json; --json is -w json (also --output)
           --dial-timeout <d>         how long a connection attempt may take (default 2s; 500ms, 2s, 1m)
           --command-timeout <d>      how long the command may take, retries included (default 5s)
+
+        exit codes: 0 done; 1 the answer is no (get/delete: not found, cas: not swapped, status or endpoint health: an
+        endpoint did not answer or is unhealthy, handoff: no other voter); 2 a usage error or an error from the cluster
+        (its gRPC status is printed: Unauthenticated, Unavailable, ...).
         """;
 
     /// <summary>raftctl's own help: every verb with its usage and what it does.</summary>
@@ -90,9 +94,9 @@ public static class Cli
             {
                 arg = "--help";
             }
-            else if (arg is "-w")
+            else if (arg is "-w" or "--output")
             {
-                arg = "--write-out";
+                arg = "--write-out"; // --output: this command line's name for it before -w
             }
             if (!arg.StartsWith("--", StringComparison.Ordinal))
             {
@@ -113,7 +117,15 @@ public static class Cli
             }
             if (Switches.Contains(name))
             {
-                flags[name] = inline ?? "true";
+                if (inline is not (null or "true" or "false"))
+                {
+                    error.WriteLine($"error: --{name} takes no value, or true or false, not '{inline}'");
+                    return 2;
+                }
+                if (inline != "false")
+                {
+                    flags[name] = "true";
+                }
             }
             else if (inline != null || (i + 1 < args.Length && !args[i + 1].StartsWith("--", StringComparison.Ordinal)))
             {

@@ -291,14 +291,7 @@ public sealed class RaftClient : IDisposable
             // Every member was asked and none is (or names) a leader this client can reach: an election is running.
             tried.Clear();
             TimeSpan pause = TimeSpan.FromMilliseconds(Math.Min(10 << Math.Min(waits++, 4), 100) * (0.75 + 0.5 * Random.Shared.NextDouble()));
-            try
-            {
-                await Task.WhenAny(anotherServed, Task.Delay(pause, deadline.Token));
-            }
-            catch (OperationCanceledException)
-            {
-                break;
-            }
+            await Task.WhenAny(anotherServed, Task.Delay(pause, deadline.Token)); // never throws: the loop ends at the deadline
             endpoint = (anotherServed.IsCompleted ? KnownLeader() : null) ?? NextUntried(endpoint, tried) ?? endpoint;
         }
         if (last is null)

@@ -144,10 +144,10 @@ public sealed class ClusterMember : IHostedService, IAsyncDisposable
         {
             if (e is ConfigurationChanged c)
             {
-                Transport.Connect(c.Configuration.Voters.Concat(c.Configuration.Learners));
+                Transport.Connect([.. c.Configuration.Voters, .. c.Configuration.Learners]);
             }
         };
-        Transport.Connect(_node.Status.Configuration.Voters.Concat(_node.Status.Configuration.Learners));
+        Transport.Connect([.. _node.Status.Configuration.Voters, .. _node.Status.Configuration.Learners]);
         _ = WatchAsync(_node);
         _logger.LogInformation("node {Node} started: {Options}; term {Term}, {Entries} entries, members {Members}",
             Id, Options, existing.HardState.Term, existing.Entries.Count, string.Join(",", _bootstrap.Select(m => $"{m.Key}={m.Value}")));

@@ -119,7 +119,8 @@ public sealed class NodeOptions
         ["--log-format"] = "Raft:LogFormat",
     };
 
-    public const string HelpText = """
+    /// <summary>The node's options, then the command line's verbs (one table, <see cref="Client.Cli"/>).</summary>
+    public static readonly string HelpText = """
         Raft.Node: one member of a Raft cluster.
 
         Run a member:
@@ -171,24 +172,8 @@ public sealed class NodeOptions
           Raft.Node reset-term --data-dir <path> [--term <n>]   a cluster whose terms were driven to the limit
                                         (see reset-term --help)
 
-        Talk to a cluster (like etcdctl):
-          Raft.Node <verb> [args] --endpoints <url,...> [--json] [--token <t>] [--ca <pem>]
-          (or RAFT_ENDPOINTS, RAFT_TOKEN, RAFT_CA in the environment)
-
-          put <key> <value>             get <key> [--stale]          delete <key>
-          cas <key> <expected|-> <new|->   (- means absent)
-          watch <key> [--interval-ms 200] [--count N]       the key's value each time it changes
-          watch --events --hub <http-url> [--count N]      the node's roles, terms, leaders, configurations, snapshots
-          status                        members                      endpoint health
-          add <id> <grpc-url>           remove <id>                  transfer <id>
-          snapshot [--node <url>]       faults <url> [--cut id,...] [--isolate] [--drop 0.1] [--delay-ms 50]
-          heal <url>                    handoff [--node <url>]       if that node leads, transfer to the most caught-up voter
-          bench [--writes 2000] [--concurrency 1]   measure write latency and throughput
-
-        Output: a table or plain lines; --json (or --output json) for JSON. Exit codes: 0 done; 1 the answer is no
-        (get/delete: not found, cas: not swapped, endpoint health: an endpoint is unhealthy, handoff: no other voter);
-        2 a usage error or an error from the cluster (its gRPC status is printed: Unauthenticated, Unavailable, ...).
-        """;
+        Talk to a cluster (like etcdctl): the verbs below.
+        """ + "\n" + Client.Cli.Help("Raft.Node");
 
     /// <summary>
     /// Parses <see cref="Members"/>; throws <see cref="FormatException"/> with a clear message. A list given to start

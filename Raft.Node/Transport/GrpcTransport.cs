@@ -158,14 +158,23 @@ public sealed class GrpcTransport : ITransport, IAsyncDisposable
     /// sends another follower nothing until an election, and the first vote request then paid for a connection, a TLS
     /// handshake and a stream (and, in a process just started, for their code being compiled) while the cluster had no
     /// leader.
+    /// A link kept open for a server that has left the configuration is closed: it would otherwise try to reach a
+    /// retired server every backoff for as long as this node runs (a message to it later opens a link again).
     /// </summary>
-    public void Connect(IEnumerable<string> peers)
+    public void Connect(IReadOnlyCollection<string> peers)
     {
         foreach (string peer in peers)
         {
             if (peer != _self)
             {
                 LinkTo(peer)?.OpenNow();
+            }
+        }
+        foreach ((string peer, PeerLink link) in _links)
+        {
+            if (link.KeptOpen && !peers.Contains(peer) && _links.TryRemove(new KeyValuePair<string, PeerLink>(peer, link)))
+            {
+                _ = link.DisposeAsync().AsTask();
             }
         }
     }
@@ -242,6 +251,8 @@ public sealed class GrpcTransport : ITransport, IAsyncDisposable
         public string Address { get; }
 
         public void OpenNow() => _eager.TrySetResult();
+
+        public bool KeptOpen => _eager.Task.IsCompleted;
 
         /// <summary>Completed to cut a reconnection backoff short (and replaced).</summary>
         private TaskCompletionSource _retryNow = new(TaskCreationOptions.RunContinuationsAsynchronously);
