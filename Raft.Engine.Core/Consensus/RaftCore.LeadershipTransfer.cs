@@ -23,6 +23,10 @@ public sealed partial class RaftCore
         {
             return Refuse(AdminStatus.UnknownServer, $"{target} is not a voter ({Configuration})");
         }
+        if (_transfer?.Target == target)
+        {
+            return new AdminResult(AdminStatus.Accepted, 0, Id, $"leadership is already being handed to {target}"); // a retry
+        }
         if (_transfer != null)
         {
             return Refuse(AdminStatus.InProgress, $"leadership is already being transferred to {_transfer.Target}");

@@ -106,6 +106,25 @@ public sealed class TransferAndReadScenarioTests
     }
 
     [Fact]
+    public void Asking_again_for_the_transfer_under_way_is_accepted_and_another_target_is_refused()
+    {
+        // A client that retries "make n2 leader" after an unanswered first try must not be told it failed: the dashboard
+        // answered its own retry with "leadership is already being transferred to n2".
+        (SimCluster cluster, string leader) = Running();
+        string[] followers = [.. cluster.Ids.Where(id => id != leader)];
+        cluster.Network.Cut(leader, followers[0]); // the target cannot catch up yet, so the transfer stays under way
+
+        Assert.True(cluster.Call(leader, core => core.TransferLeadership(followers[0])).Accepted);
+        AdminResult again = cluster.Call(leader, core => core.TransferLeadership(followers[0]));
+        Assert.True(again.Accepted, again.Message);
+        AdminResult other = cluster.Call(leader, core => core.TransferLeadership(followers[1]));
+        Assert.Equal(AdminStatus.InProgress, other.Status);
+
+        cluster.Network.HealAll();
+        Assert.True(cluster.RunUntil(() => cluster.Leader?.Id == followers[0], 30), cluster.Describe());
+    }
+
+    [Fact]
     public void Transfer_wins_even_though_every_follower_heard_from_the_leader_recently()
     {
         (SimCluster cluster, string leader) = Running(size: 5);
