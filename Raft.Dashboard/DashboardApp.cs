@@ -23,6 +23,7 @@ public static class DashboardApp
         try
         {
             builder.Configuration.GetSection(DashboardOptions.Section).Bind(options);
+            options.Validate();
         }
         catch (InvalidOperationException e)
         {
@@ -36,11 +37,12 @@ public static class DashboardApp
     }
 
     /// <summary>Builds for given options and URL (the browser tests use this).</summary>
-    public static WebApplication Build(DashboardOptions options, string url)
+    public static WebApplication Build(DashboardOptions options, string url, Action<ILoggingBuilder>? logging = null)
     {
         WebApplicationBuilder builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = [NoConfigurationWatching], ApplicationName = typeof(DashboardApp).Assembly.GetName().Name });
         builder.WebHost.UseUrls(url);
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        logging?.Invoke(builder.Logging);
         return Build(builder, options);
     }
 

@@ -22,6 +22,29 @@ public sealed class DashboardOptions
 
     public int Size { get; set; } = 3;
 
+    /// <summary>
+    /// The embedded nodes' first port: node k listens for gRPC on base + 2(k-1) and for HTTP on the port after it.
+    /// 0 (the default) picks free ports. Used when the cluster is made and for servers added later; a recovered
+    /// cluster keeps the ports recorded in its data folder.
+    /// </summary>
+    public int NodePorts { get; set; }
+
+    /// <summary>The highest node number that fits in the port range above <see cref="NodePorts"/>.</summary>
+    public int MaxNodeNumber => NodePorts == 0 ? int.MaxValue : (65535 - NodePorts + 1) / 2;
+
+    /// <summary>Throws <see cref="FormatException"/> naming the setting that cannot work.</summary>
+    public void Validate()
+    {
+        if (Size is < 1 or > 9)
+        {
+            throw new FormatException($"--size: {Size} nodes; the embedded cluster has 1 to 9");
+        }
+        if (NodePorts != 0 && (NodePorts < 1024 || MaxNodeNumber < Size))
+        {
+            throw new FormatException($"--node-ports: {NodePorts} is not a base port from 1024 to {65535 - (2 * Size) + 1} (node k uses base + 2(k-1) for gRPC and the next port for HTTP)");
+        }
+    }
+
     /// <summary>Users who may sign in ("name role password-hash" per line); with it (or <see cref="Oidc"/>) the dashboard has a login.</summary>
     public string UsersFile { get; set; } = "";
 
@@ -57,6 +80,7 @@ public sealed class DashboardOptions
         ["--fresh"] = "Dashboard:Fresh",
         ["--teaching"] = "Dashboard:Teaching",
         ["--size"] = "Dashboard:Size",
+        ["--node-ports"] = "Dashboard:NodePorts",
         ["--users-file"] = "Dashboard:UsersFile",
         ["--audit-file"] = "Dashboard:AuditFile",
         ["--node-token"] = "Dashboard:NodeToken",

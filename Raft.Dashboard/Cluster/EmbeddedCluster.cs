@@ -12,6 +12,7 @@ public sealed class EmbeddedCluster : INodeDirectory, IHostedService, IAsyncDisp
     private const string LayoutFile = "cluster.json";
     private readonly DashboardOptions _options;
     private readonly ILogger<EmbeddedCluster> _logger;
+    private readonly ILoggerFactory _logs;
     private readonly SemaphoreSlim _lock = new(1, 1);
     private readonly Dictionary<string, WebApplication> _running = new(StringComparer.Ordinal);
     private Layout _layout = new("", []);
@@ -23,11 +24,12 @@ public sealed class EmbeddedCluster : INodeDirectory, IHostedService, IAsyncDisp
 
     private readonly EmbeddedClusterClock _clock;
 
-    public EmbeddedCluster(DashboardOptions options, EmbeddedClusterClock clock, ILogger<EmbeddedCluster> logger)
+    public EmbeddedCluster(DashboardOptions options, EmbeddedClusterClock clock, ILoggerFactory logs)
     {
         _options = options;
         _clock = clock;
-        _logger = logger;
+        _logs = logs;
+        _logger = logs.CreateLogger<EmbeddedCluster>();
     }
 
     public string DataDirectory => Path.GetFullPath(_options.DataDir);
@@ -52,10 +54,14 @@ public sealed class EmbeddedCluster : INodeDirectory, IHostedService, IAsyncDisp
         if (Recovered)
         {
             _layout = JsonSerializer.Deserialize<Layout>(await File.ReadAllTextAsync(layoutPath, cancellationToken))!;
+            if (_options.NodePorts != 0)
+            {
+                _logger.LogWarning("--node-ports {Base} is not used: the cluster recovered from {Folder} keeps the ports recorded there (--fresh starts over)", _options.NodePorts, DataDirectory);
+            }
         }
         else
         {
-            var nodes = Enumerable.Range(1, _options.Size).Select(i => new LayoutNode($"n{i}", Url(FreePort()), Url(FreePort()), false)).ToList();
+            var nodes = Enumerable.Range(1, _options.Size).Select(i => NewNode(i, joined: false)).ToList();
             _layout = new Layout(string.Join(",", nodes.Select(n => $"{n.Id}={n.GrpcUrl}")), nodes);
             await SaveLayoutAsync();
         }
@@ -67,30 +73,48 @@ public sealed class EmbeddedCluster : INodeDirectory, IHostedService, IAsyncDisp
         Changed?.Invoke();
     }
 
-    private static string Url(int port) => $"http://127.0.0.1:{port}";
+    /// <summary>Node number k, on the ports <see cref="DashboardOptions.NodePorts"/> gives it, else on free ones.</summary>
+    private LayoutNode NewNode(int number, bool joined)
+    {
+        if (_options.NodePorts == 0)
+        {
+            return new LayoutNode($"n{number}", Url(LoopbackPorts.Next()), Url(LoopbackPorts.Next()), joined);
+        }
+        if (number > _options.MaxNodeNumber)
+        {
+            throw new InvalidOperationException($"n{number} would need ports above 65535 (--node-ports {_options.NodePorts})");
+        }
+        int grpc = _options.NodePorts + (2 * (number - 1));
+        return new LayoutNode($"n{number}", Url(grpc), Url(grpc + 1), joined);
+    }
 
-    private static int FreePort() => LoopbackPorts.Next();
+    private static string Url(int port) => $"http://127.0.0.1:{port}";
 
     private async Task SaveLayoutAsync() =>
         await File.WriteAllTextAsync(Path.Combine(DataDirectory, LayoutFile), JsonSerializer.Serialize(_layout));
 
     private async Task StartNodeAsync(LayoutNode node)
     {
+        string dataDir = Path.Combine(DataDirectory, node.Id);
+        // The first members only bootstrap an empty node: one with a store knows its configuration (perhaps changed
+        // since by Add or Remove server), and would warn on every restart that it ignores them.
+        bool bootstrap = !node.Joined && !File.Exists(Path.Combine(dataDir, "raft.db"));
         var options = new NodeOptions
         {
             Id = node.Id,
             GrpcUrl = node.GrpcUrl,
             HttpUrl = node.HttpUrl,
-            Members = node.Joined ? "" : _layout.InitialMembers,
+            Members = bootstrap ? _layout.InitialMembers : "",
             // A new member takes replication only from the nodes that were there before it (the leader among them).
             Join = node.Joined ? string.Join(",", _layout.Nodes.Where(n => n.Id != node.Id).Select(n => n.Id)) : "",
-            DataDir = Path.Combine(DataDirectory, node.Id),
+            DataDir = dataDir,
             EnableFaultInjection = true,
             TickMs = _options.TickMs,
         };
         WebApplication app = NodeApp.Build(options, builder =>
         {
-            builder.Logging.SetMinimumLevel(LogLevel.Warning);
+            // The node's warnings go where the dashboard's own logs go, under the node's category and id.
+            builder.Logging.ClearProviders().SetMinimumLevel(LogLevel.Warning).AddProvider(new ForwardedLogs(_logs, node.Id));
             builder.Services.AddSingleton(_clock.Shared); // one clock and one message gate for the whole cluster
         });
         await app.StartAsync();
@@ -188,7 +212,7 @@ public sealed class EmbeddedCluster : INodeDirectory, IHostedService, IAsyncDisp
             // log (a change that failed half way), and a new, empty server under its id would pass for it. The
             // highest id in the layout covers layout files written before LastNodeNumber existed.
             int next = Math.Max(_layout.LastNodeNumber, _layout.Nodes.Select(n => int.TryParse(n.Id.AsSpan(1), out int k) ? k : 0).DefaultIfEmpty(0).Max()) + 1;
-            node = new LayoutNode($"n{next}", Url(FreePort()), Url(FreePort()), Joined: true);
+            node = NewNode(next, joined: true);
             _layout = _layout with { LastNodeNumber = next };
             _layout.Nodes.Add(node);
             await SaveLayoutAsync();
@@ -226,5 +250,15 @@ public sealed class EmbeddedCluster : INodeDirectory, IHostedService, IAsyncDisp
         {
             await StopNodeAsync(id);
         }
+    }
+}
+
+/// <summary>An embedded node's loggers, writing to the dashboard's: "Raft.Node.Hosting.ClusterMember[n1]".</summary>
+internal sealed class ForwardedLogs(ILoggerFactory target, string nodeId) : ILoggerProvider
+{
+    public ILogger CreateLogger(string categoryName) => target.CreateLogger($"{categoryName}[{nodeId}]");
+
+    public void Dispose()
+    {
     }
 }

@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Raft.Dashboard;
 using Raft.Dashboard.Cluster;
 using Raft.Dashboard.ServiceClient;
@@ -45,6 +46,99 @@ public sealed class EmbeddedClusterTests
             Assert.True(added.Ok, added.Text);
             Assert.Equal("n6", added.ServedBy);
             await app.StopAsync();
+        }
+    }
+
+    [Fact]
+    public async Task A_restart_after_a_membership_change_recovers_quietly_on_the_ports_asked_for()
+    {
+        string folder = Directory.CreateTempSubdirectory("raft-embedded-restart-").FullName;
+        int basePort = FreeRun(8);
+        var options = new DashboardOptions { DataDir = folder, Fresh = true, NodePorts = basePort };
+        await using (WebApplication app = DashboardApp.Build(options, $"http://127.0.0.1:{Ports.Free()}"))
+        {
+            await app.StartAsync();
+            await WaitForLeaderAsync(app);
+            Assert.Equal(
+                [$"n1 http://127.0.0.1:{basePort}|http://127.0.0.1:{basePort + 1}", $"n2 http://127.0.0.1:{basePort + 2}|http://127.0.0.1:{basePort + 3}", $"n3 http://127.0.0.1:{basePort + 4}|http://127.0.0.1:{basePort + 5}"],
+                app.Services.GetRequiredService<INodeDirectory>().Nodes.Select(n => $"{n.Id} {n.GrpcUrl}|{n.HttpUrl}"));
+            CommandOutcome added = await app.Services.GetRequiredService<ClusterCommands>().AddServerAsync();
+            Assert.True(added.Ok, added.Text);
+            Assert.Equal($"http://127.0.0.1:{basePort + 6}", app.Services.GetRequiredService<INodeDirectory>().Nodes.Single(n => n.Id == "n4").GrpcUrl);
+            await app.StopAsync();
+        }
+
+        // Before, each of n1-n3 warned "holds state: ignoring --members" on every start after n4 joined: the dashboard
+        // handed them the first members again although their stores know the cluster.
+        var warnings = new CapturedLogs();
+        await using (WebApplication app = DashboardApp.Build(new DashboardOptions { DataDir = folder }, $"http://127.0.0.1:{Ports.Free()}", logs => logs.AddProvider(warnings)))
+        {
+            await app.StartAsync();
+            await WaitForLeaderAsync(app);
+            Assert.Equal(4, app.Services.GetRequiredService<ClusterMonitor>().Current.Nodes.Count);
+            await app.StopAsync();
+        }
+        Assert.DoesNotContain(warnings.Lines, line => line.Contains("ignoring --members", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData(80, "--node-ports: 80 is not a base port")]
+    [InlineData(65534, "--node-ports: 65534 is not a base port")]
+    public void Node_ports_that_cannot_hold_the_cluster_are_refused_by_name(int basePort, string expected)
+    {
+        var e = Assert.Throws<FormatException>(() => DashboardApp.Build(["--node-ports", basePort.ToString(System.Globalization.CultureInfo.InvariantCulture)]));
+        Assert.StartsWith(expected, e.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// The first of <paramref name="count"/> consecutive free loopback ports, below the range other tests take theirs
+    /// from one by one (which would hand out the ports right after this one).
+    /// </summary>
+    private static int FreeRun(int count)
+    {
+        for (int attempt = 0; attempt < 50; attempt++)
+        {
+            int first = Random.Shared.Next(10_000, 19_000);
+            if (Enumerable.Range(first, count).All(IsFree))
+            {
+                return first;
+            }
+        }
+        throw new InvalidOperationException($"no {count} consecutive free ports");
+    }
+
+    private static bool IsFree(int port)
+    {
+        try
+        {
+            using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, port);
+            listener.Start();
+            return true;
+        }
+        catch (System.Net.Sockets.SocketException)
+        {
+            return false;
+        }
+    }
+
+    private sealed class CapturedLogs : ILoggerProvider
+    {
+        public System.Collections.Concurrent.ConcurrentQueue<string> Lines { get; } = new();
+
+        public ILogger CreateLogger(string categoryName) => new Logger(this, categoryName);
+
+        public void Dispose()
+        {
+        }
+
+        private sealed class Logger(CapturedLogs logs, string category) : ILogger
+        {
+            public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+            public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Warning;
+
+            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+                logs.Lines.Enqueue($"{category}: {formatter(state, exception)}");
         }
     }
 
