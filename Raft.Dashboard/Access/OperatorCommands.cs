@@ -39,6 +39,8 @@ public sealed class OperatorCommands(ClusterCommands cluster, AuthenticationStat
 
     public Task<CommandOutcome> IsolateAsync(string id) => ActAsync("isolate", id, () => cluster.IsolateAsync(id));
 
+    public Task<CommandOutcome> HealNodeAsync(string id) => ActAsync("heal the links of", id, () => cluster.HealNodeAsync(id));
+
     public Task<CommandOutcome> HealAllAsync() => ActAsync("heal all links", null, cluster.HealAllAsync);
 
     /// <summary>Keys are named in the trail, values never (they may be anything a user stores).</summary>

@@ -316,6 +316,26 @@ public sealed class ClusterCommands(INodeDirectory directory, IClusterMonitor mo
         return new CommandOutcome(true, $"{id} is isolated from every peer", id);
     });
 
+    public Task<CommandOutcome> HealNodeAsync(string id) => Guard(async () =>
+    {
+        DateTime deadline = DateTime.UtcNow.AddSeconds(3);
+        FaultSpec own = (await AdminOf(id).GetStatusAsync(new StatusRequest(), deadline: deadline)).Faults.Clone();
+        own.Isolate = false;
+        own.CutPeers.Clear();
+        own.CutOutgoing.Clear();
+        await AdminOf(id).SetFaultsAsync(own, deadline: deadline);
+        // The other side of each cut: a link is cut when either end drops the other's traffic.
+        foreach (string other in monitor.Current.Nodes.Where(n => n.Connected && n.Id != id).Select(n => n.Id))
+        {
+            FaultSpec spec = (await AdminOf(other).GetStatusAsync(new StatusRequest(), deadline: deadline)).Faults.Clone();
+            if (spec.CutPeers.Remove(id) | spec.CutOutgoing.Remove(id))
+            {
+                await AdminOf(other).SetFaultsAsync(spec, deadline: deadline);
+            }
+        }
+        return new CommandOutcome(true, $"healed the links of {id}", id);
+    });
+
     public Task<CommandOutcome> HealAllAsync() => Guard(async () =>
     {
         var running = monitor.Current.Nodes.Where(n => n.Connected).Select(n => n.Id).ToList();

@@ -25,5 +25,7 @@ public interface IClusterCommands
     Task<CommandOutcome> CutLinkAsync(string a, string b);
     Task<CommandOutcome> HealLinkAsync(string a, string b);
     Task<CommandOutcome> IsolateAsync(string id);
+    /// <summary>Heals one node's links: its isolation and its cuts, and the other nodes' cuts of it; other links stay as they are.</summary>
+    Task<CommandOutcome> HealNodeAsync(string id);
     Task<CommandOutcome> HealAllAsync();
 }

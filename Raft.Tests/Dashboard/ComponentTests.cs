@@ -83,6 +83,33 @@ public sealed class ComponentTests : IAsyncDisposable
     }
 
     [Fact]
+    public void A_viewers_links_are_drawn_but_not_offered_for_cutting()
+    {
+        // Before, a viewer saw a pointer and "click to cut" on every link, and a click sent a command to be refused.
+        var authorization = _context.AddAuthorization();
+        authorization.SetRoles(Raft.Dashboard.Access.DashboardRoles.Viewer);
+        authorization.SetPolicies();
+        _monitor.Current = FakeMonitor.ThreeNodes(n1Cuts: ["n2"]);
+        IRenderedComponent<ClusterPicture> picture = _context.Render<ClusterPicture>();
+
+        AngleSharp.Dom.IElement link = picture.Find("[data-testid=link-n1-n2]");
+        Assert.Null(link.GetAttribute("style"));
+        Assert.Equal("n1 - n2 is cut", link.QuerySelector("title")!.TextContent);
+        Assert.DoesNotContain("click", picture.Find("[data-testid=link-n1-n3]").QuerySelector("title")!.TextContent, StringComparison.Ordinal);
+        link.Click();
+        Assert.Empty(_commands.Calls);
+    }
+
+    [Fact]
+    public void Heal_on_an_isolated_node_heals_that_node_only()
+    {
+        _monitor.Current = FakeMonitor.ThreeNodes(isolateN3: true);
+        IRenderedComponent<NodeTable> table = _context.Render<NodeTable>();
+        table.Find("[data-testid=heal-n3]").Click();
+        Assert.Equal(["heal n3"], _commands.Calls); // before: "heal all", every link of the cluster
+    }
+
+    [Fact]
     public void The_node_table_shows_each_node_and_its_buttons_call_the_right_commands()
     {
         IRenderedComponent<NodeTable> table = _context.Render<NodeTable>();

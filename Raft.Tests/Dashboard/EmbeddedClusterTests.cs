@@ -81,6 +81,28 @@ public sealed class EmbeddedClusterTests
         Assert.DoesNotContain(warnings.Lines, line => line.Contains("ignoring --members", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public async Task Heal_on_one_node_heals_its_links_and_leaves_the_other_cuts_alone()
+    {
+        string folder = Directory.CreateTempSubdirectory("raft-embedded-heal-").FullName;
+        await using WebApplication app = DashboardApp.Build(new DashboardOptions { DataDir = folder, Fresh = true }, $"http://127.0.0.1:{Ports.Free()}");
+        await app.StartAsync();
+        await WaitForLeaderAsync(app);
+        var commands = app.Services.GetRequiredService<ClusterCommands>();
+        var monitor = app.Services.GetRequiredService<ClusterMonitor>();
+        Assert.True((await commands.IsolateAsync("n1")).Ok);
+        Assert.True((await commands.CutLinkAsync("n2", "n3")).Ok);
+        await NodeTestCluster.WaitUntilAsync(() => Task.FromResult(monitor.Current.IsCut("n1", "n2") && monitor.Current.IsCut("n2", "n3")), what: "n1 isolated and n2 - n3 cut");
+
+        // The node's Heal button: before, it healed every link of the cluster (n2 - n3 too).
+        CommandOutcome healed = await commands.HealNodeAsync("n1");
+
+        Assert.True(healed.Ok, healed.Text);
+        await NodeTestCluster.WaitUntilAsync(() => Task.FromResult(!monitor.Current.IsCut("n1", "n2") && !monitor.Current.IsCut("n1", "n3")), what: "n1's links healed");
+        Assert.True(monitor.Current.IsCut("n2", "n3"));
+        await app.StopAsync();
+    }
+
     [Theory]
     [InlineData(80, "--node-ports: 80 is not a base port")]
     [InlineData(65534, "--node-ports: 65534 is not a base port")]

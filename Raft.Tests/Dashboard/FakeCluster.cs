@@ -75,5 +75,6 @@ internal sealed class FakeCommands : IClusterCommands
     public Task<CommandOutcome> CutLinkAsync(string a, string b) => Record($"cut {a} {b}");
     public Task<CommandOutcome> HealLinkAsync(string a, string b) => Record($"heal {a} {b}");
     public Task<CommandOutcome> IsolateAsync(string id) => Record($"isolate {id}");
+    public Task<CommandOutcome> HealNodeAsync(string id) => Record($"heal {id}");
     public Task<CommandOutcome> HealAllAsync() => Record("heal all");
 }
