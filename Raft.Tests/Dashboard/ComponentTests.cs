@@ -5,6 +5,7 @@ using Raft.Dashboard.Components.Controls;
 using Raft.Dashboard.Model;
 using Raft.Dashboard.ServiceClient;
 using Raft.Engine.Consensus;
+using Raft.Engine.Log;
 using Raft.Node.Transport;
 
 namespace Raft.Tests.Dashboard;
@@ -236,6 +237,48 @@ public sealed class ComponentTests : IAsyncDisposable
         // Just sent: still next to its sender.
         double y = double.Parse(drawn[2].QuerySelector("rect")!.GetAttribute("y")!, System.Globalization.CultureInfo.InvariantCulture) + 9;
         Assert.InRange(y, 20, 24);
+    }
+
+    [Fact]
+    public void Labels_of_messages_held_by_a_paused_clock_cover_neither_each_other_nor_a_node()
+    {
+        // Where the picture draws three members. Paused, every message waits just outside its sender (no flight time):
+        // before, two on one link were drawn on the same spot, and long labels lay over the node's text.
+        var positions = new Dictionary<string, (double X, double Y)> { ["n1"] = (260, 70), ["n2"] = (372.6, 250), ["n3"] = (147.4, 250) };
+        var held = TimeSpan.FromSeconds(3);
+        InFlightMessage[] messages =
+        [
+            new(1, new AppendEntries("n1", "n2", 3, 7, 2, [], 7), held, held),
+            new(2, new AppendEntries("n1", "n3", 3, 7, 2, [], 7), held, held),
+            new(3, new AppendEntries("n1", "n2", 3, 7, 2, [new LogEntry(8, 3, EntryKind.Command, [1])], 7), held, held),
+            new(4, new AppendEntries("n1", "n3", 3, 7, 2, [new LogEntry(8, 3, EntryKind.Command, [1])], 7), held, held),
+            new(5, new AppendEntriesResponse("n2", "n1", 3, true, 7, 0, 0, 0), held, held),
+            new(6, new AppendEntriesResponse("n3", "n1", 3, true, 7, 0, 0, 0), held, held),
+            new(7, new RequestVote("n2", "n3", 4, 7, 3, PreVote: false, Transfer: true), held, held),
+            new(8, new RequestVote("n2", "n1", 4, 7, 3, PreVote: false, Transfer: true), held, held),
+            new(9, new RequestVoteResponse("n3", "n2", 4, Granted: true, PreVote: false), held, held),
+        ];
+        IRenderedComponent<MessagesInFlight> layer = _context.Render<MessagesInFlight>(p => p
+            .Add(c => c.Messages, messages).Add(c => c.Positions, positions).Add(c => c.Now, held));
+
+        static double Number(AngleSharp.Dom.IElement rect, string name) =>
+            double.Parse(rect.GetAttribute(name)!, System.Globalization.CultureInfo.InvariantCulture);
+        var boxes = layer.FindAll("[data-testid=msg] rect").Select(r => (X: Number(r, "x"), Y: Number(r, "y"), W: Number(r, "width"), H: Number(r, "height"))).ToList();
+        Assert.Equal(messages.Length, boxes.Count);
+        for (int i = 0; i < boxes.Count; i++)
+        {
+            for (int j = i + 1; j < boxes.Count; j++)
+            {
+                bool apart = boxes[i].X + boxes[i].W <= boxes[j].X || boxes[j].X + boxes[j].W <= boxes[i].X
+                    || boxes[i].Y + boxes[i].H <= boxes[j].Y || boxes[j].Y + boxes[j].H <= boxes[i].Y;
+                Assert.True(apart, $"the labels of messages {i + 1} and {j + 1} overlap: {boxes[i]} and {boxes[j]}");
+            }
+            foreach ((string id, (double x, double y)) in positions)
+            {
+                double dx = Math.Clamp(x, boxes[i].X, boxes[i].X + boxes[i].W) - x, dy = Math.Clamp(y, boxes[i].Y, boxes[i].Y + boxes[i].H) - y;
+                Assert.True(Math.Sqrt((dx * dx) + (dy * dy)) >= 38, $"the label of message {i + 1} covers {id}'s circle");
+            }
+        }
     }
 
     [Fact]
