@@ -6,7 +6,7 @@ using Raft.Engine.Consensus;
 using Raft.Engine.Log;
 using Raft.Engine.Membership;
 using Raft.Engine.Storage;
-using Raft.Node.Client;
+using Raft.Client;
 using Raft.Node.Hosting;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Logging;

@@ -1,4 +1,4 @@
-using Raft.Node.Client;
+using Raft.Client;
 
 // raftctl <verb> ...: the cluster's command line (the same verbs as `Raft.Node <verb>`), with its own help.
 if (args.Length == 0 || args[0] is "--help" or "-h" or "help")

@@ -1,5 +1,5 @@
 using Raft.Engine.Storage;
-using Raft.Node.Client;
+using Raft.Client;
 using Raft.Node.Hosting;
 
 namespace Raft.Node;

@@ -5,8 +5,8 @@ using Google.Protobuf;
 using Grpc.Net.Client;
 using Microsoft.AspNetCore.SignalR.Client;
 using Raft.Benchmarks.Etcd;
-using Raft.Node.Client;
-using Raft.Node.Events;
+using Raft.Client;
+using Raft.Client.Events;
 
 namespace Raft.Benchmarks.Compare;
 
@@ -241,7 +241,7 @@ internal sealed class RaftNodeCluster : ClusterUnderTest
         using var client = new RaftClient([_members[member].Grpc]);
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(TimeSpan.FromMilliseconds(500));
-        await client.AdminOf(_members[member].Grpc).GetStatusAsync(new Raft.Node.Protocol.StatusRequest(), cancellationToken: deadline.Token);
+        await client.AdminOf(_members[member].Grpc).GetStatusAsync(new Raft.Protocol.StatusRequest(), cancellationToken: deadline.Token);
     });
 
     public override string MemberName(int member) => _members[member].Id;
@@ -249,8 +249,8 @@ internal sealed class RaftNodeCluster : ClusterUnderTest
     public override async Task<IAsyncDisposable?> WatchElectionsAsync(int member, Action<TimelineEvent> seen)
     {
         (string id, _, string http) = _members[member];
-        HubConnection hub = new HubConnectionBuilder().WithUrl(http.TrimEnd('/') + RaftHub.Path).Build();
-        hub.On<ChangeBatch>("Changes", batch =>
+        HubConnection hub = new HubConnectionBuilder().WithUrl(http.TrimEnd('/') + HubContract.Path).Build();
+        hub.On<ChangeBatch>(HubContract.Changes, batch =>
         {
             foreach (Change change in batch.Changes.Where(c => c.Kind is "campaign" or "vote" or "role" or "leader"))
             {
@@ -258,7 +258,7 @@ internal sealed class RaftNodeCluster : ClusterUnderTest
             }
         });
         await hub.StartAsync();
-        await hub.InvokeAsync<FullState>("GetState");
+        await hub.InvokeAsync<FullState>(HubContract.GetState);
         return hub;
     }
 

@@ -1,4 +1,4 @@
-using Raft.Node.Events;
+using Raft.Client.Events;
 
 namespace Raft.Dashboard.Model;
 

@@ -1,6 +1,6 @@
 using System.IO.Compression;
 using System.Text.Json;
-using Raft.Node.Events;
+using Raft.Client.Events;
 
 namespace Raft.Dashboard.Model;
 

@@ -3,9 +3,9 @@ using Grpc.Net.Client;
 using Raft.Dashboard.Cluster;
 using Raft.Dashboard.Model;
 using Raft.Engine.StateMachines;
-using Raft.Node.Client;
-using Raft.Node.Events;
-using Raft.Node.Protocol;
+using Raft.Client;
+using Raft.Client.Events;
+using Raft.Protocol;
 
 namespace Raft.Dashboard.ServiceClient;
 

@@ -2,8 +2,8 @@ using Microsoft.AspNetCore.SignalR;
 using Microsoft.AspNetCore.SignalR.Client;
 using Raft.Dashboard.Cluster;
 using Raft.Dashboard.Model;
-using Raft.Node.Client;
-using Raft.Node.Events;
+using Raft.Client;
+using Raft.Client.Events;
 
 namespace Raft.Dashboard.ServiceClient;
 
@@ -80,7 +80,7 @@ public sealed class ClusterMonitor : IClusterMonitor, IHostedService, IAsyncDisp
         {
             return [];
         }
-        return await subscription.Connection.InvokeAsync<List<KeyValuePair<string, string>>>("GetData", cancellationToken);
+        return await subscription.Connection.InvokeAsync<List<KeyValuePair<string, string>>>(HubContract.GetData, cancellationToken);
     }
 
     /// <summary>Starts a subscription for each node the directory knows and drops the ones it forgot.</summary>
@@ -193,7 +193,7 @@ public sealed class ClusterMonitor : IClusterMonitor, IHostedService, IAsyncDisp
         public NodeEndpoint Endpoint { get; } = endpoint;
 
         public HubConnection Connection { get; } = new HubConnectionBuilder()
-            .WithUrl(endpoint.HttpUrl.TrimEnd('/') + RaftHub.Path, hub =>
+            .WithUrl(endpoint.HttpUrl.TrimEnd('/') + HubContract.Path, hub =>
             {
                 if (monitor._credentials.Token is { } token)
                 {
@@ -209,8 +209,8 @@ public sealed class ClusterMonitor : IClusterMonitor, IHostedService, IAsyncDisp
 
         public void Start()
         {
-            Connection.On<ChangeBatch>("Changes", Apply);
-            Connection.On("Reset", () => _ = LoadAsync());
+            Connection.On<ChangeBatch>(HubContract.Changes, Apply);
+            Connection.On(HubContract.Reset, () => _ = LoadAsync());
             Connection.Reconnected += _ => LoadAsync();
             Connection.Reconnecting += _ => SetConnected(false);
             Connection.Closed += _ => SetConnected(false);
@@ -257,7 +257,7 @@ public sealed class ClusterMonitor : IClusterMonitor, IHostedService, IAsyncDisp
         {
             try
             {
-                FullState state = await Connection.InvokeAsync<FullState>("GetState", _stopping.Token);
+                FullState state = await Connection.InvokeAsync<FullState>(HubContract.GetState, _stopping.Token);
                 lock (monitor._lock)
                 {
                     _seq = state.Seq;

@@ -1,3 +1,4 @@
+using Raft.Client.Events;
 using System.Collections.Concurrent;
 using Microsoft.AspNetCore.SignalR;
 using Raft.Engine.Hosting;
@@ -5,7 +6,7 @@ using Raft.Engine.Log;
 using Raft.Engine.Membership;
 using Raft.Engine.StateMachines;
 using Raft.Node.Hosting;
-using Raft.Node.Protocol;
+using Raft.Protocol;
 
 namespace Raft.Node.Events;
 
@@ -61,7 +62,7 @@ public sealed class EventStreamer(ClusterMember member, IHubContext<RaftHub> hub
                     _events.Clear();
                     Interlocked.Exchange(ref _backlog, 0);
                     _overflowed = false;
-                    await hub.Clients.All.SendAsync("Reset", stoppingToken);
+                    await hub.Clients.All.SendAsync(HubContract.Reset, stoppingToken);
                     continue;
                 }
                 if (Volatile.Read(ref _subscribers) == 0)
@@ -75,7 +76,7 @@ public sealed class EventStreamer(ClusterMember member, IHubContext<RaftHub> hub
                 }
                 long last = Seq;
                 var batch = new ChangeBatch(changes.Count > 0 ? changes[0].Seq : last + 1, last, StatusOf(member), changes);
-                await hub.Clients.All.SendAsync("Changes", batch, stoppingToken);
+                await hub.Clients.All.SendAsync(HubContract.Changes, batch, stoppingToken);
                 lastSent = DateTimeOffset.UtcNow;
             }
         }

@@ -1,3 +1,4 @@
+using Raft.Client.Events;
 using Raft.Engine.Consensus;
 using Raft.Node.Transport;
 

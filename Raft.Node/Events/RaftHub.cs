@@ -1,17 +1,15 @@
+using Raft.Client.Events;
 using Microsoft.AspNetCore.SignalR;
 using Raft.Node.Hosting;
 
 namespace Raft.Node.Events;
 
 /// <summary>
-/// The node's live event stream at /hubs/raft. Call GetState() once, then handle "Changes" (a <see cref="ChangeBatch"/>)
-/// and "Reset" (call GetState() again). GetData() returns this node's key-value contents as applied (a stale read);
-/// TraceMessages(true) adds every peer message to the stream.
+/// The node's live event stream at <see cref="HubContract.Path"/>; its methods and messages are named in
+/// <see cref="HubContract"/>.
 /// </summary>
 public sealed class RaftHub(EventStreamer streamer, ClusterMember member) : Hub
 {
-    public const string Path = "/hubs/raft";
-
     public override Task OnConnectedAsync()
     {
         streamer.SubscriberConnected();

@@ -1,4 +1,4 @@
-using Raft.Node.Protocol;
+using Raft.Protocol;
 
 namespace Raft.Node.Faults;
 

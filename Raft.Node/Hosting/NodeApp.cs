@@ -1,6 +1,7 @@
 using System.Net;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.SignalR;
+using Raft.Client.Events;
 using Raft.Node.Events;
 using Raft.Node.Metrics;
 using Raft.Node.Security;
@@ -89,7 +90,7 @@ public static class NodeApp
         app.MapGrpcService<PeerService>();
         app.MapGrpcService<KeyValueService>();
         app.MapGrpcService<AdminService>();
-        app.MapHub<RaftHub>(RaftHub.Path);
+        app.MapHub<RaftHub>(HubContract.Path);
         app.MapGet("/healthz", (ClusterMember member) => member.Failure is { } failure
             ? Results.Json(new { member.Id, Failed = failure.Message }, statusCode: StatusCodes.Status503ServiceUnavailable)
             : Results.Ok(new

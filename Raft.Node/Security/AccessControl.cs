@@ -1,6 +1,7 @@
 using Grpc.Core;
 using Grpc.Core.Interceptors;
 using Microsoft.AspNetCore.SignalR;
+using Raft.Client.Events;
 using Raft.Node.Events;
 using Raft.Node.Metrics;
 
@@ -72,7 +73,7 @@ public sealed class AccessControl(AccessTokens tokens, NodeMetrics metrics, ILog
         {
             return header["Bearer ".Length..].Trim();
         }
-        return http.Request.Path.StartsWithSegments(RaftHub.Path) ? http.Request.Query["access_token"].FirstOrDefault() : null;
+        return http.Request.Path.StartsWithSegments(HubContract.Path) ? http.Request.Query["access_token"].FirstOrDefault() : null;
     }
 
     /// <summary>A refused request: <see cref="Authenticated"/> says whether the caller was known (then the role was too low).</summary>
@@ -133,7 +134,7 @@ public sealed class HubAccess(AccessControl access, ILogger<HubAccess> logger) :
     /// <summary>Middleware for the hub's path (negotiate and every transport request).</summary>
     public static async Task RequireReaderAsync(HttpContext http, RequestDelegate next)
     {
-        if (!http.Request.Path.StartsWithSegments(RaftHub.Path))
+        if (!http.Request.Path.StartsWithSegments(HubContract.Path))
         {
             await next(http);
             return;

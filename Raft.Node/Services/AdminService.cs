@@ -1,7 +1,7 @@
 using Grpc.Core;
 using Raft.Engine.Hosting;
 using Raft.Node.Hosting;
-using Raft.Node.Protocol;
+using Raft.Protocol;
 
 namespace Raft.Node.Services;
 

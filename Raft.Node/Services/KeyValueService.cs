@@ -1,10 +1,11 @@
 using System.Diagnostics;
 using System.Text;
 using Grpc.Core;
+using Raft.Client;
 using Raft.Engine.StateMachines;
 using Raft.Node.Hosting;
 using Raft.Node.Metrics;
-using Raft.Node.Protocol;
+using Raft.Protocol;
 
 namespace Raft.Node.Services;
 
@@ -58,7 +59,7 @@ public sealed class KeyValueService(ClusterMember member, NodeMetrics metrics) :
                 }
                 if (result.Status == KvStatus.SessionExpired)
                 {
-                    throw new RpcException(new Status(StatusCode.FailedPrecondition, result.Value ?? "the session expired"), new Metadata { { RpcErrors.SessionExpiredTrailer, "true" } });
+                    throw new RpcException(new Status(StatusCode.FailedPrecondition, result.Value ?? "the session expired"), new Metadata { { RaftTrailers.SessionExpired, "true" } });
                 }
                 if (result.Status == KvStatus.SessionReused)
                 {

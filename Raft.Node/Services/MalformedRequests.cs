@@ -5,7 +5,7 @@ using Grpc.AspNetCore.Server;
 using Grpc.Core;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Options;
-using Raft.Node.Protocol;
+using Raft.Protocol;
 using Raft.Node.Security;
 
 namespace Raft.Node.Services;

@@ -1,7 +1,7 @@
 using Grpc.Core;
 using Raft.Engine.Consensus;
 using Raft.Node.Hosting;
-using Raft.Node.Protocol;
+using Raft.Protocol;
 using Raft.Node.Transport;
 using EngineAppendEntriesResponse = Raft.Engine.Consensus.AppendEntriesResponse;
 using EngineInstallSnapshotResponse = Raft.Engine.Consensus.InstallSnapshotResponse;

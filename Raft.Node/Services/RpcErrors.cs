@@ -1,4 +1,5 @@
 using Grpc.Core;
+using Raft.Client;
 using Raft.Engine.Consensus;
 using Raft.Engine.Hosting;
 using Raft.Engine.Storage;
@@ -8,26 +9,20 @@ namespace Raft.Node.Services;
 
 /// <summary>
 /// Engine outcomes as gRPC statuses. A refusal on a follower is FAILED_PRECONDITION with the trailers
-/// <see cref="LeaderIdTrailer"/> and <see cref="LeaderAddressTrailer"/> so clients can follow it.
+/// <see cref="RaftTrailers.LeaderId"/> and <see cref="RaftTrailers.LeaderAddress"/> so clients can follow it.
 /// </summary>
 public static class RpcErrors
 {
-    public const string LeaderIdTrailer = "raft-leader-id";
-    public const string LeaderAddressTrailer = "raft-leader-address";
-
-    /// <summary>Set on FAILED_PRECONDITION when the write's session expired: nothing was applied, a new session may resend it.</summary>
-    public const string SessionExpiredTrailer = "raft-session-expired";
-
     public static RpcException NotLeader(ClusterMember member, string? leaderHint, string message)
     {
         if (leaderHint is null || leaderHint == member.Id)
         {
             return new RpcException(new Status(StatusCode.Unavailable, $"{message} (no leader is known yet; retry shortly)"));
         }
-        var trailers = new Metadata { { LeaderIdTrailer, leaderHint } };
+        var trailers = new Metadata { { RaftTrailers.LeaderId, leaderHint } };
         if (member.ClientAddressOf(leaderHint) is { } address)
         {
-            trailers.Add(LeaderAddressTrailer, address);
+            trailers.Add(RaftTrailers.LeaderAddress, address);
         }
         return new RpcException(new Status(StatusCode.FailedPrecondition, message), trailers);
     }

@@ -6,7 +6,7 @@ using Raft.Engine.Consensus;
 using Raft.Engine.Hosting;
 using Raft.Node.Faults;
 using Raft.Node.Metrics;
-using Raft.Node.Protocol;
+using Raft.Protocol;
 using EngineAppendEntries = Raft.Engine.Consensus.AppendEntries;
 using EngineRequestVote = Raft.Engine.Consensus.RequestVote;
 using EngineTimeoutNow = Raft.Engine.Consensus.TimeoutNow;

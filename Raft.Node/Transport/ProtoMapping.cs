@@ -2,7 +2,7 @@ using Google.Protobuf;
 using Raft.Engine.Consensus;
 using Raft.Engine.Log;
 using Raft.Engine.Membership;
-using Raft.Node.Protocol;
+using Raft.Protocol;
 using EngineAppendEntries = Raft.Engine.Consensus.AppendEntries;
 using EngineAppendEntriesResponse = Raft.Engine.Consensus.AppendEntriesResponse;
 using EngineInstallSnapshotResponse = Raft.Engine.Consensus.InstallSnapshotResponse;
@@ -10,7 +10,7 @@ using EngineRequestVote = Raft.Engine.Consensus.RequestVote;
 using EngineRequestVoteResponse = Raft.Engine.Consensus.RequestVoteResponse;
 using EngineSnapshotMetadata = Raft.Engine.Log.SnapshotMetadata;
 using EngineTimeoutNow = Raft.Engine.Consensus.TimeoutNow;
-using ProtoEntryKind = Raft.Node.Protocol.EntryKind;
+using ProtoEntryKind = Raft.Protocol.EntryKind;
 
 namespace Raft.Node.Transport;
 

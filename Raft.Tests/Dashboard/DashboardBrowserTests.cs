@@ -232,7 +232,7 @@ public sealed class DashboardBrowserTests(DashboardFixture fixture) : IAsyncLife
     public async Task Flow8_large_values_are_stored_exactly_as_typed_or_refused_before_sending()
     {
         // Issue 9: a value of about 30 KB broke the page's connection, and the put then stored "" and showed green.
-        using var client = new Raft.Node.Client.RaftClient(fixture.Endpoints);
+        using var client = new Raft.Client.RaftClient(fixture.Endpoints);
         await WaitAsync(async () => await _page.GetByText("of at most 1 MiB (1,048,576 bytes) per command").CountAsync() == 1, "the nodes' limit next to the value");
         foreach ((string key, int size) in new[] { ("v10k", 10 * 1024), ("v100k", 100 * 1024) })
         {
@@ -446,7 +446,7 @@ public sealed class DashboardBrowserTests(DashboardFixture fixture) : IAsyncLife
     private async Task Flow12Async()
     {
         // A value of almost 1 MiB in the log: the recording names it by start, size and digest (a 6.7 GB export once held it whole).
-        using (var client = new Raft.Node.Client.RaftClient(fixture.Endpoints))
+        using (var client = new Raft.Client.RaftClient(fixture.Endpoints))
         {
             await client.PutAsync("replay-big", string.Concat(Enumerable.Range(0, 125_000).Select(i => $"{i,8}")));
         }

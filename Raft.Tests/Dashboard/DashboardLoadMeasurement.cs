@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Playwright;
-using Raft.Node.Client;
+using Raft.Client;
 using Xunit.Abstractions;
 
 namespace Raft.Tests.Dashboard;

@@ -5,7 +5,7 @@ using Raft.Dashboard;
 using Raft.Dashboard.Cluster;
 using Raft.Dashboard.Model;
 using Raft.Dashboard.ServiceClient;
-using Raft.Node.Client;
+using Raft.Client;
 using Raft.Tests.Node;
 using Xunit.Abstractions;
 

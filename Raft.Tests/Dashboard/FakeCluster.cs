@@ -1,6 +1,6 @@
 using Raft.Dashboard.Model;
 using Raft.Dashboard.ServiceClient;
-using Raft.Node.Events;
+using Raft.Client.Events;
 
 namespace Raft.Tests.Dashboard;
 

@@ -3,6 +3,7 @@ using System.Text.Json;
 using Raft.Dashboard.Model;
 using Raft.Engine.Log;
 using Raft.Engine.StateMachines;
+using Raft.Client.Events;
 using Raft.Node.Events;
 
 namespace Raft.Tests.Dashboard;

@@ -3,7 +3,7 @@ using Microsoft.Extensions.DependencyInjection;
 using MudBlazor.Services;
 using Raft.Dashboard.Components.Controls;
 using Raft.Dashboard.Model;
-using Raft.Node.Events;
+using Raft.Client.Events;
 
 namespace Raft.Tests.Dashboard;
 

@@ -1,8 +1,8 @@
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using Grpc.Core;
-using Raft.Node.Client;
-using Raft.Node.Protocol;
+using Raft.Client;
+using Raft.Protocol;
 using Raft.Tests.Node;
 using static Raft.Tests.Deploy.Manifests;
 

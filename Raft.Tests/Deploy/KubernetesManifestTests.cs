@@ -1,7 +1,7 @@
 using System.Reflection;
 using Raft.Dashboard.Access;
 using Raft.Dashboard.Cluster;
-using Raft.Node.Client;
+using Raft.Client;
 using Raft.Node.Hosting;
 using Raft.Tests.Security;
 using static Raft.Tests.Deploy.Manifests;

@@ -1,5 +1,5 @@
 using System.Text.Json;
-using Raft.Node.Client;
+using Raft.Client;
 
 namespace Raft.Tests.Node;
 

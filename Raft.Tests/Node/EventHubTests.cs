@@ -1,5 +1,5 @@
 using Microsoft.AspNetCore.SignalR.Client;
-using Raft.Node.Events;
+using Raft.Client.Events;
 
 namespace Raft.Tests.Node;
 
@@ -13,7 +13,7 @@ public sealed class EventHubTests
         await cluster.StartAllAsync();
         string leader = await cluster.WaitForLeaderAsync();
 
-        await using HubConnection hub = new HubConnectionBuilder().WithUrl(cluster[leader].HttpUrl + RaftHub.Path).WithAutomaticReconnect().Build();
+        await using HubConnection hub = new HubConnectionBuilder().WithUrl(cluster[leader].HttpUrl + HubContract.Path).WithAutomaticReconnect().Build();
         var batches = new System.Collections.Concurrent.ConcurrentQueue<ChangeBatch>();
         hub.On<ChangeBatch>("Changes", batches.Enqueue);
         await hub.StartAsync();
@@ -57,7 +57,7 @@ public sealed class EventHubTests
         string leader = await cluster.WaitForLeaderAsync();
         string follower = cluster.Specs.First(s => s.Id != leader).Id;
 
-        await using HubConnection hub = new HubConnectionBuilder().WithUrl(cluster[follower].HttpUrl + RaftHub.Path).Build();
+        await using HubConnection hub = new HubConnectionBuilder().WithUrl(cluster[follower].HttpUrl + HubContract.Path).Build();
         var changes = new System.Collections.Concurrent.ConcurrentQueue<Change>();
         hub.On<ChangeBatch>("Changes", b => { foreach (Change c in b.Changes) { changes.Enqueue(c); } });
         await hub.StartAsync();
@@ -65,16 +65,16 @@ public sealed class EventHubTests
         // StartAsync alone does not wait for (changes raised before that are not streamed to anyone).
         await hub.InvokeAsync<FullState>("GetState");
 
-        await cluster.Admin(follower).SetFaultsAsync(new Raft.Node.Protocol.FaultSpec { Isolate = true });
+        await cluster.Admin(follower).SetFaultsAsync(new Raft.Protocol.FaultSpec { Isolate = true });
         await NodeTestCluster.WaitUntilAsync(() => Task.FromResult(changes.Any(c => c.Kind == "faults" && c.Text.Contains("isolated", StringComparison.Ordinal))), what: "the faults change");
-        await cluster.Admin(follower).HealAsync(new Raft.Node.Protocol.HealRequest());
+        await cluster.Admin(follower).HealAsync(new Raft.Protocol.HealRequest());
         // A transfer that does not finish within one election timeout (150 ms here) is abandoned and answered Aborted, which
         // a loaded machine can cause; this test is about the stream, so it asks again.
         for (int attempt = 1; ; attempt++)
         {
             try
             {
-                await cluster.Admin(leader).TransferLeadershipAsync(new Raft.Node.Protocol.TransferLeadershipRequest { Id = follower });
+                await cluster.Admin(leader).TransferLeadershipAsync(new Raft.Protocol.TransferLeadershipRequest { Id = follower });
                 break;
             }
             catch (Grpc.Core.RpcException e) when (e.StatusCode is Grpc.Core.StatusCode.Aborted or Grpc.Core.StatusCode.FailedPrecondition && attempt < 5)

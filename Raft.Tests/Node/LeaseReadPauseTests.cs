@@ -1,8 +1,8 @@
 using System.Diagnostics;
 using Grpc.Core;
 using Grpc.Net.Client;
-using Raft.Node.Client;
-using Raft.Node.Protocol;
+using Raft.Client;
+using Raft.Protocol;
 
 namespace Raft.Tests.Node;
 

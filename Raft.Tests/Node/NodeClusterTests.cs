@@ -1,5 +1,6 @@
 using Grpc.Core;
-using Raft.Node.Protocol;
+using Raft.Client;
+using Raft.Protocol;
 using Raft.Node.Services;
 
 namespace Raft.Tests.Node;
@@ -238,7 +239,7 @@ public sealed class NodeClusterTests
         string replacement = await cluster.WaitForLeaderAsync(majority);
         Assert.NotEqual(old, replacement);
 
-        using var majorityClient = new Raft.Node.Client.RaftClient(majority.Select(id => cluster[id].GrpcUrl));
+        using var majorityClient = new Raft.Client.RaftClient(majority.Select(id => cluster[id].GrpcUrl));
         for (int i = 0; i < 10; i++)
         {
             await majorityClient.PutAsync($"during{i}", "2");
@@ -311,7 +312,7 @@ public sealed class NodeClusterTests
         await cluster.StartAllAsync();
         await cluster.WaitForLeaderAsync();
         string[] endpoints = [.. cluster.Specs.Select(s => s.GrpcUrl)];
-        using (var before = new Raft.Node.Client.RaftClient(endpoints, "dashboard"))
+        using (var before = new Raft.Client.RaftClient(endpoints, "dashboard"))
         {
             for (int i = 0; i < 3; i++)
             {
@@ -319,7 +320,7 @@ public sealed class NodeClusterTests
             }
         }
         // The dashboard restarted (or rebuilt its client after Add server): its numbering starts again at 1.
-        using var after = new Raft.Node.Client.RaftClient(endpoints, "dashboard");
+        using var after = new Raft.Client.RaftClient(endpoints, "dashboard");
         await after.PutAsync("g", "1");
         GetReply read = await after.GetAsync("g");
         Assert.True(read.Found, "the write was answered OK but not applied");
@@ -343,8 +344,8 @@ public sealed class NodeClusterTests
 
         RpcException redirect = await Fails(async () => await cluster.KeyValue(follower).PutAsync(new PutRequest { Key = "k", Value = "x" }));
         Assert.Equal(StatusCode.FailedPrecondition, redirect.StatusCode);
-        Assert.Equal(leader, redirect.Trailers.GetValue(RpcErrors.LeaderIdTrailer));
-        Assert.Equal(cluster[leader].GrpcUrl, redirect.Trailers.GetValue(RpcErrors.LeaderAddressTrailer));
+        Assert.Equal(leader, redirect.Trailers.GetValue(RaftTrailers.LeaderId));
+        Assert.Equal(cluster[leader].GrpcUrl, redirect.Trailers.GetValue(RaftTrailers.LeaderAddress));
 
         Admin.AdminClient admin = cluster.Admin(leader);
         Assert.Equal(StatusCode.InvalidArgument, (await Fails(async () => await admin.AddServerAsync(new AddServerRequest { Id = "n9", Address = "not a url" }))).StatusCode);
@@ -442,7 +443,7 @@ public sealed class NodeClusterTests
                     return await cluster.KeyValue(leader).PutAsync(request);
                 }
                 catch (RpcException e) when (e.StatusCode == StatusCode.FailedPrecondition && attempt < 5
-                    && e.Trailers.GetValue(RpcErrors.LeaderAddressTrailer) != null)
+                    && e.Trailers.GetValue(RaftTrailers.LeaderAddress) != null)
                 {
                     // refused before anything was proposed: "not the leader; try ..."
                 }
@@ -461,7 +462,7 @@ public sealed class NodeClusterTests
             new PutRequest { Key = "a", Value = "2", Session = new Session { ClientId = "raw-client", Sequence = 2 } }));
         Assert.Equal(StatusCode.FailedPrecondition, expired.StatusCode);
         Assert.Contains("start a new session", expired.Status.Detail, StringComparison.Ordinal);
-        Assert.NotNull(expired.Trailers.GetValue(RpcErrors.SessionExpiredTrailer));
+        Assert.NotNull(expired.Trailers.GetValue(RaftTrailers.SessionExpired));
         Assert.Equal("1", (await busy.GetAsync("a")).Value);
 
         // RaftClient sees the same answer on its first try and sends the write again under a new session.

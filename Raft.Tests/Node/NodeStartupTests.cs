@@ -44,7 +44,7 @@ public sealed class NodeStartupTests : IDisposable
         var nodes = specs.Select(spec => NodeProcess.Start(spec, members)).ToList();
         try
         {
-            using (var client = new Raft.Node.Client.RaftClient(specs.Select(s => s.GrpcUrl)))
+            using (var client = new Raft.Client.RaftClient(specs.Select(s => s.GrpcUrl)))
             {
                 for (int i = 0; i < 20; i++)
                 {

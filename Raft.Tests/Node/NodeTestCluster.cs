@@ -3,9 +3,9 @@ using Grpc.Net.Client;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
-using Raft.Node.Client;
+using Raft.Client;
 using Raft.Node.Hosting;
-using Raft.Node.Protocol;
+using Raft.Protocol;
 
 namespace Raft.Tests.Node;
 

@@ -1,6 +1,6 @@
 using Grpc.Core;
-using Raft.Node.Client;
-using Raft.Node.Protocol;
+using Raft.Client;
+using Raft.Protocol;
 using Xunit.Abstractions;
 
 namespace Raft.Tests.Node;

@@ -5,8 +5,8 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
-using Raft.Node.Client;
-using Raft.Node.Protocol;
+using Raft.Client;
+using Raft.Protocol;
 using Raft.Node.Services;
 
 namespace Raft.Tests.Node;
@@ -47,8 +47,8 @@ public sealed class RaftClientTests : IAsyncLifetime
     private static RpcException Redirect(string leaderAddress) =>
         new(new Status(StatusCode.FailedPrecondition, "not the leader"), new Metadata
         {
-            { RpcErrors.LeaderIdTrailer, "n1" },
-            { RpcErrors.LeaderAddressTrailer, leaderAddress },
+            { RaftTrailers.LeaderId, "n1" },
+            { RaftTrailers.LeaderAddress, leaderAddress },
         });
 
     public Task InitializeAsync() => Task.CompletedTask;

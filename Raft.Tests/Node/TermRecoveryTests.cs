@@ -2,7 +2,7 @@ using System.Text.RegularExpressions;
 using Raft.Engine.Consensus;
 using Raft.Engine.Storage;
 using Raft.Node.Hosting;
-using Raft.Node.Protocol;
+using Raft.Protocol;
 
 namespace Raft.Tests.Node;
 

@@ -8,7 +8,7 @@ using Microsoft.Extensions.Logging;
 using OpenTelemetry;
 using OpenTelemetry.Trace;
 using Raft.Engine.Hosting;
-using Raft.Node.Client;
+using Raft.Client;
 using Raft.Node.Hosting;
 
 namespace Raft.Tests.Node;

@@ -1,5 +1,5 @@
 using Raft.Dashboard.Access;
-using Raft.Node.Client;
+using Raft.Client;
 using Raft.Node.Hosting;
 using Raft.Node.Security;
 using Raft.Tests.Deploy;

@@ -7,10 +7,10 @@ using Grpc.Core;
 using Grpc.Net.Client;
 using Microsoft.AspNetCore.SignalR;
 using Microsoft.AspNetCore.SignalR.Client;
-using Raft.Node.Client;
-using Raft.Node.Events;
+using Raft.Client;
+using Raft.Client.Events;
 using Raft.Node.Hosting;
-using Raft.Node.Protocol;
+using Raft.Protocol;
 using Raft.Tests.Node;
 using Xunit.Abstractions;
 
@@ -70,7 +70,7 @@ public sealed class HostileInputFuzzTests(ITestOutputHelper output)
         var hubs = new List<HubConnection>();
         foreach (MemberSpec spec in cluster.Specs)
         {
-            HubConnection hub = new HubConnectionBuilder().WithUrl(spec.HttpUrl + RaftHub.Path, o => o.AccessTokenProvider = () => Task.FromResult<string?>(ReaderToken)).Build();
+            HubConnection hub = new HubConnectionBuilder().WithUrl(spec.HttpUrl + HubContract.Path, o => o.AccessTokenProvider = () => Task.FromResult<string?>(ReaderToken)).Build();
             await hub.StartAsync();
             hubs.Add(hub);
         }

@@ -3,10 +3,11 @@ using Grpc.Core;
 using Grpc.Net.Client;
 using Microsoft.AspNetCore.SignalR;
 using Microsoft.AspNetCore.SignalR.Client;
-using Raft.Node.Client;
+using Raft.Client;
+using Raft.Client.Events;
 using Raft.Node.Events;
 using Raft.Node.Hosting;
-using Raft.Node.Protocol;
+using Raft.Protocol;
 using Raft.Node.Security;
 using Raft.Node.Services;
 using Raft.Tests.Node;
@@ -243,7 +244,7 @@ public sealed class SecurityTests
         }
 
         // The hub: no token is a 401 at connect; a reader may watch and read the data, not switch tracing on.
-        string hubUrl = cluster[leader].HttpUrl + RaftHub.Path;
+        string hubUrl = cluster[leader].HttpUrl + HubContract.Path;
         await using (HubConnection anonymous = new HubConnectionBuilder().WithUrl(hubUrl).Build())
         {
             var refused = await Assert.ThrowsAsync<HttpRequestException>(() => anonymous.StartAsync());

@@ -61,8 +61,8 @@ public sealed class KeyValueStateMachineTests
     [Fact]
     public void Two_clients_with_the_same_name_never_share_a_session_id()
     {
-        using var first = new Raft.Node.Client.RaftClient(["http://127.0.0.1:1"], "dashboard");
-        using var second = new Raft.Node.Client.RaftClient(["http://127.0.0.1:1"], "dashboard");
+        using var first = new Raft.Client.RaftClient(["http://127.0.0.1:1"], "dashboard");
+        using var second = new Raft.Client.RaftClient(["http://127.0.0.1:1"], "dashboard");
         Assert.StartsWith("dashboard-", first.ClientId, StringComparison.Ordinal);
         Assert.NotEqual(first.ClientId, second.ClientId);
     }

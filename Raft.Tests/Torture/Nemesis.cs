@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using Raft.Node.Protocol;
+using Raft.Protocol;
 
 namespace Raft.Tests.Torture;
 

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using Grpc.Core;
-using Raft.Node.Client;
-using Raft.Node.Protocol;
+using Raft.Client;
+using Raft.Protocol;
 using Raft.Tests.Node;
 
 namespace Raft.Tests.Torture;

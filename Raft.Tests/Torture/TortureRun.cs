@@ -4,8 +4,8 @@ using System.Globalization;
 using System.Text;
 using Grpc.Core;
 using Raft.Engine.StateMachines;
-using Raft.Node.Client;
-using Raft.Node.Protocol;
+using Raft.Client;
+using Raft.Protocol;
 using Raft.Tests.Simulation;
 
 namespace Raft.Tests.Torture;

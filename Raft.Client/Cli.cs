@@ -2,10 +2,9 @@ using System.Globalization;
 using System.Text.Json;
 using Grpc.Core;
 using Microsoft.AspNetCore.SignalR.Client;
-using Raft.Node.Hosting;
-using Raft.Node.Protocol;
+using Raft.Protocol;
 
-namespace Raft.Node.Client;
+namespace Raft.Client;
 
 /// <summary>The operator's command line, in the style of etcdctl: <c>Raft.Node put k v --endpoints http://127.0.0.1:7001</c>.</summary>
 public static class Cli
@@ -432,13 +431,13 @@ public static class Cli
                 string hubUrl = flags.GetValueOrDefault("hub") ?? throw new ArgumentException("watch --events: give the node's HTTP address with --hub (e.g. http://127.0.0.1:8001)");
                 var lines = System.Threading.Channels.Channel.CreateUnbounded<Events.Change>();
                 await using var hub = new HubConnectionBuilder()
-                    .WithUrl(hubUrl.TrimEnd('/') + Events.RaftHub.Path, o =>
+                    .WithUrl(hubUrl.TrimEnd('/') + Events.HubContract.Path, o =>
                     {
                         o.AccessTokenProvider = () => Task.FromResult(client.Token);
                         o.HttpMessageHandlerFactory = _ => ChannelOptions.Handler(client.CaFile);
                     })
                     .Build();
-                hub.On<Events.ChangeBatch>("Changes", batch =>
+                hub.On<Events.ChangeBatch>(Events.HubContract.Changes, batch =>
                 {
                     foreach (Events.Change change in batch.Changes.Where(c => c.Kind is not ("appended" or "commit" or "applied")))
                     {

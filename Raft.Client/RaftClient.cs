@@ -1,10 +1,9 @@
 using System.Diagnostics;
 using Grpc.Core;
 using Grpc.Net.Client;
-using Raft.Node.Protocol;
-using Raft.Node.Services;
+using Raft.Protocol;
 
-namespace Raft.Node.Client;
+namespace Raft.Client;
 
 /// <summary>
 /// A well-behaved client of the cluster: it remembers the leader, follows FAILED_PRECONDITION redirects (the leader
@@ -17,6 +16,7 @@ public sealed class RaftClient : IDisposable
     private readonly List<string> _endpoints;
     private readonly Lock _lock = new();
 
+    /// <param name="endpoints">The members' client addresses ("http://127.0.0.1:7001"); any one will do, the leader is found.</param>
     /// <param name="name">
     /// What the client calls itself in session ids ("dashboard"). Every instance adds a random part of its own: two
     /// clients never share a session id, and a restarted client never replays sequence numbers an earlier one used.
@@ -86,7 +86,7 @@ public sealed class RaftClient : IDisposable
             {
                 reply = await CallAsync(call(session), cancellationToken, attempts);
             }
-            catch (RpcException e) when (e.Trailers.GetValue(RpcErrors.SessionExpiredTrailer) != null && attempts.Uncertain == 0)
+            catch (RpcException e) when (e.Trailers.GetValue(RaftTrailers.SessionExpired) != null && attempts.Uncertain == 0)
             {
                 // The session expired while idle and no earlier try of this write can have been applied: a new session
                 // (a new id: numbers restart) sends it again. After a try whose outcome is unknown, it is thrown.
@@ -258,7 +258,7 @@ public sealed class RaftClient : IDisposable
                 LastRedirects = redirects;
                 return reply;
             }
-            catch (RpcException e) when (e.StatusCode == StatusCode.FailedPrecondition && e.Trailers.GetValue(RpcErrors.LeaderAddressTrailer) is { } leader)
+            catch (RpcException e) when (e.StatusCode == StatusCode.FailedPrecondition && e.Trailers.GetValue(RaftTrailers.LeaderAddress) is { } leader)
             {
                 last = e;
                 if (!tried.Contains(leader) && !IsUnreachable(leader))

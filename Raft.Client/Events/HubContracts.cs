@@ -1,7 +1,25 @@
-namespace Raft.Node.Events;
+namespace Raft.Client.Events;
 
-// What the event hub (/hubs/raft) sends. A subscriber calls GetState() for the full state, then applies the
-// "Changes" batches whose sequence numbers follow it. On "Reset" it calls GetState() again.
+/// <summary>
+/// The event hub's address and names. A subscriber calls <see cref="GetState"/> for the full state, then applies the
+/// <see cref="Changes"/> batches whose sequence numbers follow it; on <see cref="Reset"/> it calls GetState again.
+/// <see cref="GetData"/> returns the node's key-value contents as applied (a stale read); <see cref="TraceMessages"/>
+/// (operators only) adds every peer message to the stream.
+/// </summary>
+public static class HubContract
+{
+    public const string Path = "/hubs/raft";
+
+    /// <summary>Sent to subscribers: a <see cref="ChangeBatch"/>.</summary>
+    public const string Changes = "Changes";
+
+    /// <summary>Sent to subscribers when changes were lost: call <see cref="GetState"/> again.</summary>
+    public const string Reset = "Reset";
+
+    public const string GetState = "GetState";
+    public const string GetData = "GetData";
+    public const string TraceMessages = "TraceMessages";
+}
 
 public sealed record MemberView(string Id, string Address, bool Voter, long MatchIndex, long NextIndex, string ReplicationState, bool RecentlyActive);
 
