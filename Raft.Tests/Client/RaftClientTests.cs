@@ -8,8 +8,9 @@ using Microsoft.Extensions.Logging;
 using Raft.Client;
 using Raft.Protocol;
 using Raft.Node.Services;
+using Raft.Tests.Node;
 
-namespace Raft.Tests.Node;
+namespace Raft.Tests.Client;
 
 /// <summary>
 /// RaftClient's way to the leader, against stand-in members (real gRPC servers on loopback whose answers the test

@@ -1,7 +1,8 @@
 using System.Text.Json;
 using Raft.Client;
+using Raft.Tests.Node;
 
-namespace Raft.Tests.Node;
+namespace Raft.Tests.Client;
 
 /// <summary>The command line's verbs against a running cluster, as an operator's script (or a preStop hook) runs them.</summary>
 public sealed class CommandLineTests
