@@ -29,7 +29,7 @@ public static class Program
         }
         catch (FormatException e)
         {
-            await Console.Error.WriteLineAsync($"error: {e.Message}\n\n{NodeOptions.HelpText}");
+            await Console.Error.WriteLineAsync($"error: {e.Message}{(e.Message.Contains("--help", StringComparison.Ordinal) ? "" : " (Raft.Node --help lists the options)")}");
             return 2;
         }
         // Taken now: RunAsync disposes the services, and asking for it afterwards threw ObjectDisposedException at exit.

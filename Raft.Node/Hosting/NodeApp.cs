@@ -21,6 +21,7 @@ public static class NodeApp
     /// <summary>Builds from the command line, the environment and appsettings (section "Raft").</summary>
     public static WebApplication Build(string[] args)
     {
+        NodeOptions.CheckSwitches(args);
         WebApplicationBuilder builder = WebApplication.CreateBuilder([.. args, NoConfigurationWatching]);
         builder.Configuration.AddCommandLine(args, NodeOptions.Switches.ToDictionary(s => s.Key, s => s.Value));
         var options = new NodeOptions();

@@ -88,83 +88,74 @@ public sealed class NodeOptions
 
     public string DataDirectory => DataDir ?? Path.Combine("data", Id);
 
+    /// <summary>
+    /// Every setting a node takes, once: the switch, the property it sets (configuration key "Raft:{Property}"), what
+    /// it takes, and its help. Parsing (<see cref="Switches"/>, <see cref="CheckSwitches"/>) and the help
+    /// (<see cref="HelpText"/>, defaults read from a new instance) come from this table; a test checks that every
+    /// settable property has its row.
+    /// </summary>
+    public static readonly IReadOnlyList<NodeSetting> Settings =
+    [
+        new("--id", nameof(Id), "<id>", "this member's id"),
+        new("--grpc-url", nameof(GrpcUrl), "<url>", "gRPC endpoint, HTTP/2 cleartext; an https url uses TLS with Kestrel:Certificates:Default (Path, Password)"),
+        new("--http-url", nameof(HttpUrl), "<url>", "SignalR hub /hubs/raft, /healthz, /readyz, /metrics"),
+        new("--peer-url", nameof(PeerUrl), "<url>", "serve peer traffic here only (and nothing else here); --members and AddServer then give peer addresses (default: peers share --grpc-url)"),
+        new("--peer-cert", nameof(PeerCertificate), "<pem>", "mutual TLS between peers (needs an https --peer-url): this node's certificate, whose common name is its id"),
+        new("--peer-key", nameof(PeerKey), "<pem>", "the certificate's private key"),
+        new("--peer-ca", nameof(PeerCa), "<pem>", "the CA certificate(s) peers' certificates must chain to"),
+        new("--tokens-file", nameof(TokensFile), "<path>", "bearer tokens, one \"name role token\" per line; roles reader (get, status, hub), writer (+ put, delete, cas), operator (+ membership, transfer, snapshot, faults, message tracing) (default: no authentication)"),
+        new("--members", nameof(Members), "<id=url,...>", "initial members, this one included; omit to join a cluster later (AddServer)"),
+        new("--join", nameof(Join), "<id,...>", "without --members: the cluster's voters, the only servers this node takes replication from until it is added (default: any, which only mutual TLS between peers makes safe)"),
+        new("--data-dir", nameof(DataDir), "<path>", "SQLite data folder (default data/<id>); existing state wins over --members"),
+        new("--tick-ms", nameof(TickMs), "<n>", "length of a tick in milliseconds"),
+        new("--election-ticks", nameof(ElectionTicks), "<n>", "minimum election timeout in ticks (the timeout is drawn between it and twice it)"),
+        new("--heartbeat-ticks", nameof(HeartbeatTicks), "<n>", "heartbeat interval in ticks"),
+        new("--snapshot-threshold", nameof(SnapshotThreshold), "<n>", "applied entries between snapshots"),
+        new("--snapshot-log-ratio", nameof(SnapshotLogRatio), "<r>", "... and the log since the last snapshot must hold r times its bytes (0 counts entries only)"),
+        new("--lease-reads", nameof(LeaseReads), "<true|false>", "serve linearizable reads on the leader from its lease, without a heartbeat round (assumes clock drift under 30 ms per election timeout)"),
+        new("--max-command-bytes", nameof(MaxCommandBytes), "<n>", "largest accepted command"),
+        new("--session-timeout-s", nameof(SessionTimeoutSeconds), "<n>", "a client session idle this long (seconds) expires; the same on every member"),
+        new("--max-sessions", nameof(MaxSessions), "<n>", "client sessions kept, least recently used evicted; the same on every member"),
+        new("--request-timeout-ms", nameof(RequestTimeoutMs), "<n>", "how long a client request may wait"),
+        new("--enable-fault-injection", nameof(EnableFaultInjection), "<true|false>", "allow SetFaults/Heal (cut links, isolate, drop, delay)"),
+        new("--otlp-endpoint", nameof(OtlpEndpoint), "<url>", "export traces and metrics by OTLP (default: OTEL_EXPORTER_OTLP_ENDPOINT, else none); a write's trace: gRPC server span, raft.write, propose, persist, replicate, apply"),
+        new("--otlp-protocol", nameof(OtlpProtocol), "<grpc|http>", "OTLP over gRPC (port 4317) or http/protobuf (4318)"),
+        new("--trace-sample-ratio", nameof(TraceSampleRatio), "<r>", "share of writes that start a trace here (a caller's sampled trace is always followed)"),
+        new("--log-format", nameof(LogFormat), "<simple|json>", "console log lines for people, or JSON objects for collectors"),
+    ];
+
     /// <summary>The command-line switches and the configuration keys they set.</summary>
-    public static readonly IReadOnlyDictionary<string, string> Switches = new Dictionary<string, string>
+    public static readonly IReadOnlyDictionary<string, string> Switches = Settings.ToDictionary(s => s.Switch, s => $"{Section}:{s.Property}", StringComparer.Ordinal);
+
+    /// <summary>What the web host itself takes on a command line besides configuration keys (which contain ':').</summary>
+    private static readonly string[] HostSwitches = ["--urls", "--environment", "--contentRoot", "--applicationName"];
+
+    /// <summary>
+    /// Throws <see cref="FormatException"/> for a switch no setting has (a typo such as --tick 5 was ignored, and the
+    /// node ran with the default), naming the nearest one. Configuration keys (--Raft:TickMs, --Kestrel:...) pass.
+    /// </summary>
+    public static void CheckSwitches(IEnumerable<string> args)
     {
-        ["--id"] = "Raft:Id",
-        ["--grpc-url"] = "Raft:GrpcUrl",
-        ["--http-url"] = "Raft:HttpUrl",
-        ["--peer-url"] = "Raft:PeerUrl",
-        ["--peer-cert"] = "Raft:PeerCertificate",
-        ["--peer-key"] = "Raft:PeerKey",
-        ["--peer-ca"] = "Raft:PeerCa",
-        ["--tokens-file"] = "Raft:TokensFile",
-        ["--members"] = "Raft:Members",
-        ["--join"] = "Raft:Join",
-        ["--data-dir"] = "Raft:DataDir",
-        ["--tick-ms"] = "Raft:TickMs",
-        ["--election-ticks"] = "Raft:ElectionTicks",
-        ["--heartbeat-ticks"] = "Raft:HeartbeatTicks",
-        ["--snapshot-threshold"] = "Raft:SnapshotThreshold",
-        ["--snapshot-log-ratio"] = "Raft:SnapshotLogRatio",
-        ["--lease-reads"] = "Raft:LeaseReads",
-        ["--max-command-bytes"] = "Raft:MaxCommandBytes",
-        ["--session-timeout-s"] = "Raft:SessionTimeoutSeconds",
-        ["--max-sessions"] = "Raft:MaxSessions",
-        ["--enable-fault-injection"] = "Raft:EnableFaultInjection",
-        ["--request-timeout-ms"] = "Raft:RequestTimeoutMs",
-        ["--otlp-endpoint"] = "Raft:OtlpEndpoint",
-        ["--otlp-protocol"] = "Raft:OtlpProtocol",
-        ["--trace-sample-ratio"] = "Raft:TraceSampleRatio",
-        ["--log-format"] = "Raft:LogFormat",
-    };
+        foreach (string arg in args.Where(a => a.StartsWith("--", StringComparison.Ordinal)))
+        {
+            string name = arg.Split('=', 2)[0];
+            if (Switches.ContainsKey(name) || name.Contains(':', StringComparison.Ordinal) || HostSwitches.Contains(name, StringComparer.OrdinalIgnoreCase))
+            {
+                continue;
+            }
+            string? near = Settings.Select(s => s.Switch).FirstOrDefault(s => s.StartsWith(name, StringComparison.Ordinal) || name.StartsWith(s, StringComparison.Ordinal));
+            throw new FormatException($"unknown option {name}{(near != null ? $" (did you mean {near}?)" : "")}; Raft.Node --help lists the options");
+        }
+    }
 
     /// <summary>The node's options, then the command line's verbs (one table, <see cref="Client.Cli"/>).</summary>
-    public static readonly string HelpText = """
+    public static readonly string HelpText = $$"""
         Raft.Node: one member of a Raft cluster.
 
         Run a member:
           Raft.Node [options]
 
-          --id <id>                     this member's id (default n1)
-          --grpc-url <url>              gRPC endpoint, HTTP/2 cleartext (default http://127.0.0.1:7001); an
-                                        https url uses TLS with Kestrel:Certificates:Default (Path, Password)
-          --http-url <url>              SignalR hub /hubs/raft, /healthz, /readyz, /metrics (default http://127.0.0.1:8001)
-          --peer-url <url>              serve peer traffic here only (and nothing else here); --members and
-                                        AddServer then give peer addresses (default: peers share --grpc-url)
-          --peer-cert <pem> --peer-key <pem> --peer-ca <pem>
-                                        mutual TLS between peers (needs an https --peer-url): this node's
-                                        certificate (common name = its id), its key, and the CA peers chain to
-          --tokens-file <path>          bearer tokens, one "name role token" per line; roles reader (get,
-                                        status, hub), writer (+ put, delete, cas), operator (+ membership,
-                                        transfer, snapshot, faults, message tracing). Default: no authentication
-          --members <id=url,...>        initial members, this one included; omit to join a cluster later (AddServer)
-          --join <id,...>               without --members: the cluster's voters, the only servers this node takes
-                                        replication from until it is added (default: any, which only mutual TLS
-                                        between peers makes safe)
-          --data-dir <path>             SQLite data folder (default data/<id>); existing state wins over --members
-          --tick-ms <n>                 length of a tick (default 10)
-          --election-ticks <n>          minimum election timeout in ticks (default 15: 150-300 ms)
-          --heartbeat-ticks <n>         heartbeat interval in ticks (default 5: 50 ms)
-          --snapshot-threshold <n>      applied entries between snapshots (default 1000)
-          --snapshot-log-ratio <r>      ... and the log since the last snapshot must hold r times its
-                                        bytes (default 1; 0 counts entries only)
-          --lease-reads <true|false>    serve linearizable reads on the leader from its lease, without a
-                                        heartbeat round (default false; assumes clock drift under 30 ms
-                                        per election timeout)
-          --max-command-bytes <n>       largest accepted command (default 1048576)
-          --session-timeout-s <n>       a client session idle this long expires (default 3600)
-          --max-sessions <n>            client sessions kept, least recently used evicted (default 10000);
-                                        both must be the same on every member
-          --request-timeout-ms <n>      how long a client request may wait (default 5000)
-          --enable-fault-injection true allow SetFaults/Heal (cut links, isolate, drop, delay)
-          --otlp-endpoint <url>         export traces and metrics by OTLP (default: OTEL_EXPORTER_OTLP_ENDPOINT,
-                                        else none); a write's trace: gRPC server span, raft.write, propose,
-                                        persist, replicate, apply
-          --otlp-protocol <grpc|http>   OTLP over gRPC (4317, default) or http/protobuf (4318)
-          --trace-sample-ratio <r>      share of writes that start a trace here (default 1; a caller's sampled
-                                        trace is always followed)
-          --log-format <simple|json>    console log lines for people (default) or JSON objects for collectors
+        {{OptionsHelp()}}
 
         Every option can also come from appsettings.json (section "Raft") or the environment (Raft__GrpcUrl=...).
 
@@ -174,6 +165,40 @@ public sealed class NodeOptions
 
         Talk to a cluster (like etcdctl): the verbs below.
         """ + "\n" + Client.Cli.Help("Raft.Node");
+
+    /// <summary>One entry per setting: the switch and what it takes, then its help wrapped, with the default.</summary>
+    private static string OptionsHelp()
+    {
+        const int Column = 32, Width = 112;
+        var defaults = new NodeOptions();
+        var lines = new List<string>();
+        foreach (NodeSetting setting in Settings)
+        {
+            object? value = typeof(NodeOptions).GetProperty(setting.Property)!.GetValue(defaults);
+            string text = setting.Help;
+            if (!text.Contains("(default", StringComparison.Ordinal) && value is not (null or ""))
+            {
+                text += string.Create(CultureInfo.InvariantCulture, $" (default {(value is bool b ? (b ? "true" : "false") : value)})");
+            }
+            string head = $"  {setting.Switch} {setting.Takes}";
+            string line = head.Length < Column ? head.PadRight(Column) : head + "\n" + new string(' ', Column);
+            foreach (string word in text.Split(' '))
+            {
+                int current = line.Length - (line.LastIndexOf('\n') + 1);
+                if (current + word.Length + 1 > Width && current > Column)
+                {
+                    line += "\n" + new string(' ', Column);
+                }
+                else if (current > Column)
+                {
+                    line += " ";
+                }
+                line += word;
+            }
+            lines.Add(line);
+        }
+        return string.Join("\n", lines);
+    }
 
     /// <summary>
     /// Parses <see cref="Members"/>; throws <see cref="FormatException"/> with a clear message. A list given to start
@@ -355,3 +380,10 @@ public sealed class NodeOptions
     public override string ToString() => string.Create(CultureInfo.InvariantCulture,
         $"{Id} grpc {GrpcUrl}{(SeparatePeerPlane ? $" peer {PeerUrl}{(PeerTls ? " (mutual TLS)" : "")}" : "")} http {HttpUrl} data {DataDirectory}");
 }
+
+/// <summary>One row of <see cref="NodeOptions.Settings"/>.</summary>
+/// <param name="Switch">The command-line switch ("--tick-ms").</param>
+/// <param name="Property">The <see cref="NodeOptions"/> property it sets.</param>
+/// <param name="Takes">What it takes, for the help ("&lt;n&gt;").</param>
+/// <param name="Help">What it does; "(default ...)" is added from a new <see cref="NodeOptions"/> unless given.</param>
+public sealed record NodeSetting(string Switch, string Property, string Takes, string Help);

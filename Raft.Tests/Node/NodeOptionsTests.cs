@@ -70,4 +70,28 @@ public sealed class NodeOptionsTests
         Assert.Contains(problem, refused.Message, StringComparison.Ordinal);
         Assert.Contains("--election-ticks", refused.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Every_setting_has_one_switch_and_its_help_says_its_default()
+    {
+        // One table drives the switches and the help: a setting added without its row would be settable only by
+        // configuration, and missing from --help.
+        var settable = typeof(NodeOptions).GetProperties().Where(p => p.CanWrite).Select(p => p.Name).Order().ToList();
+        Assert.Equal(settable, NodeOptions.Settings.Select(s => s.Property).Order());
+        Assert.Equal(NodeOptions.Settings.Count, NodeOptions.Settings.Select(s => s.Switch).Distinct().Count());
+        Assert.Contains("--tick-ms <n>                 length of a tick in milliseconds (default 10)", NodeOptions.HelpText, StringComparison.Ordinal);
+        Assert.Contains("(default false)", NodeOptions.HelpText.Split('\n').SkipWhile(l => !l.Contains("--lease-reads", StringComparison.Ordinal)).Take(2).Last(), StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("--tick", "unknown option --tick (did you mean --tick-ms?)")]
+    [InlineData("--election-tick", "unknown option --election-tick (did you mean --election-ticks?)")]
+    [InlineData("--memebers", "unknown option --memebers;")]
+    public void A_mistyped_option_is_refused_naming_the_nearest_instead_of_ignored(string option, string message)
+    {
+        // Before, --tick 5 was taken as the configuration key "tick", and the node ran with a 10 ms tick.
+        var refused = Assert.Throws<FormatException>(() => NodeOptions.CheckSwitches(["--id", "n1", option, "5"]));
+        Assert.StartsWith(message, refused.Message, StringComparison.Ordinal);
+        NodeOptions.CheckSwitches(["--tick-ms=5", "--Raft:ElectionTicks", "20", "--urls", "http://127.0.0.1:1", "--Kestrel:Certificates:Default:Path", "x.pfx"]);
+    }
 }
