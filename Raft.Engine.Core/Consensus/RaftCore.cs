@@ -169,6 +169,28 @@ public sealed partial class RaftCore
     }
 
     /// <summary>
+    /// How many ticks from now this server next has work of its own: its election timeout, or as leader its next
+    /// heartbeat or CheckQuorum round (every tick while a transfer or a learner's catch-up is under way). A host with
+    /// nothing to deliver may sleep that long and then give the ticks at once (an idle member wakes a few times per
+    /// election timeout instead of every tick); anything that arrives meanwhile is stepped after the ticks up to then.
+    /// </summary>
+    public int TicksUntilDue
+    {
+        get
+        {
+            if (Role != Role.Leader)
+            {
+                return Configuration.IsVoter(Id) ? Math.Max(1, _randomizedElectionTimeout - _electionElapsed) : _options.ElectionTicks;
+            }
+            if (_transfer != null || _catchUp.Learner != null || Configuration.Learners.Count > 0)
+            {
+                return 1;
+            }
+            return Math.Max(1, Math.Min(_options.HeartbeatTicks - _heartbeatElapsed, _options.ElectionTicks - _electionElapsed));
+        }
+    }
+
+    /// <summary>
     /// The host's clock says more time has passed than the ticks it gave (a paused or frozen process, a long GC, a starved
     /// loop): whatever a majority answered before may no longer hold off another leader, so lease reads wait for a round
     /// sent from now on (see <see cref="RaftOptions.LeaseReads"/>).

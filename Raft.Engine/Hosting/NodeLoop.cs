@@ -65,7 +65,8 @@ internal sealed class NodeLoop : IAsyncDisposable
         _processor = new ReadyProcessor(store, stateMachine, new ReadyHost(this));
         _status = RaftNodeStatus.Of(core);
         _clock = new TickClock(time, options.TickInterval);
-        _ticker = time.CreateTimer(_ => inbox.Tick(), null, options.TickInterval, options.TickInterval);
+        // One-shot, re-armed after every batch for the core's next deadline (see TickClock).
+        _ticker = time.CreateTimer(_ => inbox.Tick(), null, _clock.Plan(1), Timeout.InfiniteTimeSpan);
         _running = Task.Run(RunAsync, CancellationToken.None);
     }
 
@@ -176,6 +177,7 @@ internal sealed class NodeLoop : IAsyncDisposable
                     _snapshots.Start(core, stopping);
                 }
                 _admin.CompleteDecided(core.CommittedConfiguration, core.Term, core.LeaderId);
+                PlanNextWake(core);
                 RaftNodeStatus after = RaftNodeStatus.Of(core, _lastHeardFromLeader);
                 _status = after;
                 if (after.LeaderId != before.LeaderId)
@@ -199,12 +201,10 @@ internal sealed class NodeLoop : IAsyncDisposable
 
     private void Feed(RaftCore core, NodeInput input, CancellationToken stopping)
     {
+        GiveDueTicks(core); // whatever arrived is stepped after the time that passed before it
         switch (input)
         {
             case TickInput:
-                CheckClock(core);
-                core.Tick();
-                _clock.Delivered();
                 if (core.Role != Role.Leader && core.LeaderId != null)
                 {
                     foreach (long requestId in _reads.DueToAskAgain())
@@ -226,8 +226,7 @@ internal sealed class NodeLoop : IAsyncDisposable
                 break;
             case ReadInput read:
                 long readId = _reads.Begin(read.Completion);
-                CheckClock(core); // a lease is judged by the clock at the moment the read is served, not at the last tick
-                core.ReadIndex(readId);
+                core.ReadIndex(readId); // a lease is judged by the clock at the moment the read is served (just given)
                 break;
             case LogReadInput logRead:
                 logRead.Completion.TrySetResult(ReadLog(core, logRead.From, logRead.Max));
@@ -257,16 +256,32 @@ internal sealed class NodeLoop : IAsyncDisposable
     }
 
     /// <summary>
-    /// The core's clock may lag wall time (a pause, a stall): past the lease's drift margin the lease it measures in
-    /// ticks may have run out, so it is voided until a round sent from now on is answered.
+    /// Gives the core the ticks passed up to the loop's planned wake-up. Its clock may lag wall time (a pause, a stall):
+    /// past the lease's drift margin the lease it measures in ticks may have run out, so it is voided until a round
+    /// sent from now on is answered.
     /// </summary>
-    private void CheckClock(RaftCore core)
+    private void GiveDueTicks(RaftCore core)
     {
+        int due = _clock.TakeDue();
         if (_clock.Behind > _options.Raft.LeaseDriftMarginTicks)
         {
             core.VoidLease();
             _clock.Resync();
         }
+        for (int i = 0; i < due; i++)
+        {
+            core.Tick();
+        }
+    }
+
+    /// <summary>
+    /// Sleeps the ticker until the core's next deadline; every tick while reads wait for their index or admin requests
+    /// are under way (the host checks their deadlines on ticks).
+    /// </summary>
+    private void PlanNextWake(RaftCore core)
+    {
+        int ticks = _reads.AwaitingIndex || _admin.Waiting > 0 ? 1 : core.TicksUntilDue;
+        _ticker.Change(_clock.Plan(ticks), Timeout.InfiniteTimeSpan);
     }
 
     /// <summary>

@@ -20,6 +20,9 @@ internal sealed class ReadWaiters(string nodeId, TimeProvider time, TimeSpan tim
 
     public int AwaitingApply => _awaitingApply.Count;
 
+    /// <summary>Reads still waiting for their index: they are asked again and failed when overdue, on the loop's ticks.</summary>
+    public bool AwaitingIndex => _awaitingIndex.Count > 0;
+
     /// <summary>Registers a read; the caller asks the core for an index under the returned request id.</summary>
     public long Begin(TaskCompletionSource completion)
     {
