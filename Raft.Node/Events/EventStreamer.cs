@@ -34,7 +34,14 @@ public sealed class EventStreamer(ClusterMember member, IHubContext<RaftHub> hub
     /// Hub connections. With none, events are not queued at all (a node nobody watches spends nothing on its stream);
     /// a subscriber starts from the full state anyway.
     /// </summary>
-    public void SubscriberConnected() => Interlocked.Increment(ref _subscribers);
+    /// <summary>Completed when a subscriber connects; the stream sleeps on it while nobody listens.</summary>
+    private TaskCompletionSource _subscriberArrived = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public void SubscriberConnected()
+    {
+        Interlocked.Increment(ref _subscribers);
+        Volatile.Read(ref _subscriberArrived).TrySetResult();
+    }
 
     public void SubscriberDisconnected() => Interlocked.Decrement(ref _subscribers);
 
@@ -55,8 +62,19 @@ public sealed class EventStreamer(ClusterMember member, IHubContext<RaftHub> hub
         {
             using var timer = new PeriodicTimer(Interval);
             DateTimeOffset lastSent = DateTimeOffset.MinValue;
-            while (await timer.WaitForNextTickAsync(stoppingToken))
+            while (true)
             {
+                // Nobody listens: no wake-ups (20 a second were a good part of an idle member's CPU) until someone does.
+                TaskCompletionSource arrived = Volatile.Read(ref _subscriberArrived);
+                if (Volatile.Read(ref _subscribers) == 0)
+                {
+                    await arrived.Task.WaitAsync(stoppingToken);
+                    Interlocked.CompareExchange(ref _subscriberArrived, new(TaskCreationOptions.RunContinuationsAsynchronously), arrived);
+                }
+                if (!await timer.WaitForNextTickAsync(stoppingToken))
+                {
+                    break;
+                }
                 if (_overflowed)
                 {
                     _events.Clear();
