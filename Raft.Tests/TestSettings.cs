@@ -3,7 +3,7 @@ using System.Globalization;
 namespace Raft.Tests;
 
 /// <summary>
-/// The knobs of the long and randomized tests, read from the environment (the README lists them). Defaults are fixed,
+/// The knobs of the long and randomized tests, read from the environment (docs/testing.md lists them). Defaults are fixed,
 /// seeds included, so that two runs of the default suite do the same thing; a failure names its seed to replay it.
 /// </summary>
 internal static class TestSettings

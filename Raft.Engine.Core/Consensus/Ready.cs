@@ -7,18 +7,9 @@ public readonly record struct HardState(long Term, string? VotedFor);
 
 /// <summary>
 /// The output of the core, handed to the host in one batch. <c>ReadyProcessor</c> (in Raft.Engine) carries it out in
-/// this order, which is the contract (docs/ARCHITECTURE.md explains each step):
-/// 1. send <see cref="MessagesBeforePersist"/> (a leader's AppendEntries and snapshot chunks: dissertation 10.2.1);
-/// 2. start one durable write: <see cref="SnapshotToInstall"/> if set (it replaces the log up to its index, and all of
-///    it unless <see cref="KeepStoredEntriesAfterSnapshot"/>), then
-///    <see cref="HardState"/> (if set) and <see cref="EntriesToPersist"/> (which replace any stored entries from the
-///    first one's index on);
-/// 3. while it is in flight, apply the <see cref="CommittedEntries"/> that were already durable before this batch;
-/// 4. wait until the write is durable, then send <see cref="Messages"/> (they promise what was just persisted: a vote,
-///    an acknowledgement);
-/// 5. restore the state machine from <see cref="SnapshotToInstall"/>, then apply the rest of the committed entries;
-/// 6. answer <see cref="ReadStates"/> once the state machine has applied their index; act on <see cref="Notices"/>;
-/// 7. call <see cref="RaftCore.Advance"/> with this batch (the leader then counts its own entries toward commitment).
+/// the order the contract sets (messages that promise nothing, one durable write, applying, messages that promise what
+/// was written, the rest of applying, reads, <see cref="RaftCore.Advance"/>); that order, with why each step is where
+/// it is, is written once: docs/ARCHITECTURE.md, "Ready and Advance".
 /// </summary>
 public sealed record Ready(
     HardState? HardState,

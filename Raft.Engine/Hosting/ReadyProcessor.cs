@@ -52,10 +52,9 @@ public interface IReadyHost
 }
 
 /// <summary>
-/// Carries out the core's <see cref="Ready"/> batches in the order Raft needs. This one type is used by
+/// Carries out the core's <see cref="Ready"/> batches in the order Raft needs (written once, with why: docs/ARCHITECTURE.md,
+/// "Ready and Advance"; <see cref="ReadyStep"/> names the points between the steps). This one type is used by
 /// <see cref="RaftNode"/> and by the simulation, so the ordering the 510 seeds check is the ordering that runs.
-/// The one overlap (dissertation 10.2.1): a leader's AppendEntries leave before its own write, which runs while the
-/// entries already durable are applied; the leader counts itself toward commitment only after <see cref="RaftCore.Advance"/>.
 /// </summary>
 public sealed class ReadyProcessor(ILogStore store, IStateMachine stateMachine, IReadyHost host)
 {
