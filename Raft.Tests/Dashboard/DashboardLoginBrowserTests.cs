@@ -89,7 +89,9 @@ public sealed class DashboardLoginBrowserTests(DashboardFixture fixture)
         await page.GetByTestId("login-name").FillAsync(name);
         await page.GetByTestId("login-password").FillAsync(password);
         await page.GetByTestId("login-submit").ClickAsync();
-        await page.WaitForLoadStateAsync(LoadState.DOMContentLoaded);
+        // Wait for what the answer shows, not for a load event: on a loaded CI machine the form's navigation once
+        // outlasted a 30 s load-state wait although the page had answered. The callers then wait for what they need.
+        await page.WaitForSelectorAsync("[data-testid=login-error], [data-testid=dashboard]", new PageWaitForSelectorOptions { Timeout = 60_000 });
     }
 
     private static async Task WaitAsync(Func<Task<bool>> condition, string what)
