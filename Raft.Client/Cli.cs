@@ -57,6 +57,10 @@ public static class Cli
         """;
 
     /// <summary>raftctl's own help: every verb with its usage and what it does.</summary>
+    /// <summary>The known flag a mistyped one most likely meant: one that begins with it, or that it begins with.</summary>
+    public static string? Nearest(string typed, IEnumerable<string> known) =>
+        known.FirstOrDefault(k => k.StartsWith(typed, StringComparison.Ordinal) || typed.StartsWith(k, StringComparison.Ordinal));
+
     public static string Help(string program = "raftctl") =>
         $"usage: {program} <verb> [arguments] [flags]   ({program} <verb> --help for one verb)\n\nverbs:\n"
         + string.Concat(Table.Select(v => $"  {v.Usage}\n      {v.Summary}\n")) + "\n" + GlobalHelp;
@@ -110,7 +114,7 @@ public static class Cli
             }
             if (!GlobalFlags.Contains(name) && !verbEntry.Flags.Contains(name))
             {
-                string? near = GlobalFlags.Concat(verbEntry.Flags).FirstOrDefault(f => f.StartsWith(name, StringComparison.Ordinal) || name.StartsWith(f, StringComparison.Ordinal));
+                string? near = Nearest(name, GlobalFlags.Concat(verbEntry.Flags));
                 error.WriteLine($"error: {verbEntry.Name} takes no flag --{name}{(near != null ? $" (did you mean --{near}?)" : "")}; raftctl {verbEntry.Name} --help lists its flags");
                 return 2;
             }

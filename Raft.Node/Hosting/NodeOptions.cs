@@ -143,7 +143,7 @@ public sealed class NodeOptions
             {
                 continue;
             }
-            string? near = Settings.Select(s => s.Switch).FirstOrDefault(s => s.StartsWith(name, StringComparison.Ordinal) || name.StartsWith(s, StringComparison.Ordinal));
+            string? near = Client.Cli.Nearest(name, Settings.Select(s => s.Switch));
             throw new FormatException($"unknown option {name}{(near != null ? $" (did you mean {near}?)" : "")}; Raft.Node --help lists the options");
         }
     }
